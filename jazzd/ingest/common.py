@@ -1,0 +1,51 @@
+"""What every ingest format produces: a `Piece` of bars, and its encoding into values.
+
+Pure Python; offline and tests.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..chords import Chord
+from ..grammar import Element, encode_bar
+
+
+@dataclass
+class Bar:
+    """One bar: its melody elements (notes and rests, in reading order) and the chords
+    that sound in it, as (offset, Chord) sorted by offset.  Offsets are absolute, in
+    quarter notes from the start of the piece."""
+
+    start: float
+    elements: list[Element]
+    chords: list[tuple[float, Chord]]
+    length: float = 4.0
+
+
+@dataclass
+class Piece:
+    """A solo: its name (usually the file stem), its bars, and free-form metadata."""
+
+    name: str
+    bars: list[Bar]
+    meta: dict = field(default_factory=dict)
+
+    def encode(self) -> tuple[list[str], list[float], list[Chord]]:
+        """The piece as values, with each value's onset and the chord it was read against."""
+        values, onsets, chords = [], [], []
+        for bar in self.bars:
+            if not bar.elements:
+                continue
+            bar_values = encode_bar(bar.elements, bar.chords)
+            for el, value in zip(bar.elements, bar_values, strict=True):
+                values.append(value)
+                onsets.append(el.offset)
+                chords.append(_chord_at(bar.chords, el.offset))
+        return values, onsets, chords
+
+
+def _chord_at(chords, offset):
+    from ..grammar import chord_at
+
+    return chord_at(chords, offset)
