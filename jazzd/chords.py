@@ -83,6 +83,8 @@ def derived_scale(derive_pcs: tuple[int, ...], major: bool) -> tuple[str, frozen
     tonics to the later one in music21's list (D- over C#, E- over D#); C- sits lowest.
     """
     steps = MAJOR_STEPS if major else DORIAN_STEPS
+    if not derive_pcs:
+        return "", frozenset()  # no chord, no scale: every note is an X
     best = None
     for order, tname in enumerate(_DERIVE_TONICS):
         letter, pc = _tonic(tname)
@@ -95,6 +97,10 @@ def derived_scale(derive_pcs: tuple[int, ...], major: bool) -> tuple[str, frozen
     _, tname, letter, pc = best
     names = frozenset(_spell((letter + k) % 7, (pc + s) % 12) for k, s in enumerate(steps))
     return tname, names
+
+
+# 'No chord' (WJD 'NC' throughout a free solo): nothing is a chord, scale or approach tone.
+NO_CHORD = Chord(root=0, pcs=frozenset(), quality="other", symbol="NC")
 
 
 def triad_quality(root: int, pcs: frozenset[int] | set[int]) -> str:

@@ -13,6 +13,7 @@ A value is `TYPE,DUR[,<UPPER,LOWER>]`:
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -63,6 +64,16 @@ class Value:
         return None if lo_hi is None else (lo_hi[0] + lo_hi[1]) // 2
 
 
+def snap_dur(dur: float) -> float:
+    """The exact length a three-decimal DUR stands for: 0.083 -> 1/12, 0.333 -> 1/3.
+
+    Every length on a 1/48 grid (16ths, triplets, 32nd-note triplets, and their sums)
+    round-trips through '%.3f'; other lengths are left as written.
+    """
+    k = round(dur * 48)
+    return k / 48 if k and abs(dur * 48 - k) < 0.05 else dur
+
+
 def format_dur(dur: float) -> str:
     return "%.3f" % dur
 
@@ -87,6 +98,7 @@ def parse_value(text: str) -> Value:
         raise VocabularyError(f"bad value {text!r}: duration {dur_text!r} is not a number") from None
     if not dur > 0:
         raise VocabularyError(f"bad value {text!r}: duration must be positive")
+    dur = snap_dur(dur)
     window = None
     if len(parts) == 3:
         inner = parts[2]
@@ -140,27 +152,25 @@ class Element:
 
 def chord_at(chords: Sequence[tuple[float, Chord]], offset: float) -> Chord:
     """The last chord starting at or before `offset`; before the first one, the first."""
-    current = chords[0][1]
-    for start, chord in chords:
-        if start <= offset + _EPS:
-            current = chord
-        else:
-            break
-    return current
+    i = bisect_right(chords, offset + _EPS, key=lambda c: c[0])
+    return chords[max(i - 1, 0)][1]
+
+
+def iter_bar(elements: Iterable[Element], chords: Sequence[tuple[float, Chord]]):
+    """Yield (element, chord, value) for one bar: the seed's `parse_melody`, step by step."""
+    if not chords:
+        raise VocabularyError("a bar needs at least one chord to encode against")
+    prev = None
+    for el in elements:
+        chord = chord_at(chords, el.offset)
+        yield el, chord, encode_value(el.midi, el.dur, chord, prev)
+        if el.midi is not None:
+            prev = el.midi
 
 
 def encode_bar(elements: Iterable[Element], chords: Sequence[tuple[float, Chord]]) -> list[str]:
     """The seed's `parse_melody` for one bar: values for its notes and rests, in order."""
-    if not chords:
-        raise VocabularyError("a bar needs at least one chord to encode against")
-    values = []
-    prev = None
-    for el in elements:
-        chord = chord_at(chords, el.offset)
-        values.append(encode_value(el.midi, el.dur, chord, prev))
-        if el.midi is not None:
-            prev = el.midi
-    return values
+    return [value for _, _, value in iter_bar(elements, chords)]
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -242,6 +252,6 @@ def window_of(prev_midi: int, midi: int) -> tuple[str, str]:
 
 __all__ = [
     "MIN_DUR", "NOTE_TYPES", "TYPES", "Element", "Value", "chord_at", "classify",
-    "decode_value", "encode_bar", "encode_value", "format_value", "interval_name",
+    "decode_value", "encode_bar", "iter_bar", "encode_value", "format_value", "interval_name",
     "parse_value", "realize", "window_of",
 ]

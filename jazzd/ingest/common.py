@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..chords import Chord
-from ..grammar import Element, encode_bar
+from ..grammar import Element, iter_bar
 
 
 @dataclass
@@ -35,17 +35,8 @@ class Piece:
         """The piece as values, with each value's onset and the chord it was read against."""
         values, onsets, chords = [], [], []
         for bar in self.bars:
-            if not bar.elements:
-                continue
-            bar_values = encode_bar(bar.elements, bar.chords)
-            for el, value in zip(bar.elements, bar_values, strict=True):
+            for el, chord, value in iter_bar(bar.elements, bar.chords):
                 values.append(value)
                 onsets.append(el.offset)
-                chords.append(_chord_at(bar.chords, el.offset))
+                chords.append(chord)
         return values, onsets, chords
-
-
-def _chord_at(chords, offset):
-    from ..grammar import chord_at
-
-    return chord_at(chords, offset)
