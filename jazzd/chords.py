@@ -21,7 +21,7 @@ _DERIVE_TONICS = ("C", "C#", "D-", "D", "D#", "E-", "E", "F", "F#", "G", "G#", "
 MAJOR_STEPS = (0, 2, 4, 5, 7, 9, 11)
 DORIAN_STEPS = (0, 2, 3, 5, 7, 9, 10)
 
-_ROOT_RE = re.compile(r"^([A-Ga-g])(#|b|-(?=[^0-9]|$)|)?")
+_ROOT_RE = re.compile(r"^([A-Ga-g])(#|b)?")  # in symbols '-' means minor, never flat
 _NOTE_PC = {"C": 0, "D": 2, "E": 4, "F": 5, "G": 7, "A": 9, "B": 11}
 
 
@@ -144,6 +144,7 @@ QUALITIES: dict[str, tuple[int, ...]] = {
 # Sevenths and sixths, appended to the quality: 'j7' and 'maj7' are major sevenths.
 SEVENTHS: dict[str, tuple[int, ...]] = {
     "7": (10,), "j7": (11,), "maj7": (11,), "M7": (11,), "Δ": (11,), "Δ7": (11,), "^7": (11,),
+    "Maj7": (11,), "(maj7)": (11,),
     "6": (9,), "69": (9, 14), "6/9": (9, 14),
     "9": (10, 14), "11": (10, 14, 17), "13": (10, 14, 21),
     "maj9": (11, 14), "j9": (11, 14), "maj13": (11, 14, 21), "add9": (14,), "add2": (14,),
@@ -160,7 +161,7 @@ def _parse_root(text: str, symbol: str) -> tuple[int, str]:
     m = _ROOT_RE.match(text)
     if not m:
         raise ChordSymbolError(f"chord symbol {symbol!r}: no root; expected a note name A-G first")
-    pc = _NOTE_PC[m.group(1).upper()] + {"#": 1, "b": -1, "-": -1, "": 0}[m.group(2) or ""]
+    pc = _NOTE_PC[m.group(1).upper()] + {"#": 1, "b": -1, "": 0}[m.group(2) or ""]
     return pc % 12, text[m.end():]
 
 
@@ -194,13 +195,15 @@ def _parse_quality(rest: str, symbol: str) -> tuple[int, ...]:
     # Longest quality word first, then a seventh/sixth word, then tensions.
     base = None
     for word in sorted(QUALITIES, key=len, reverse=True):
-        if rest.startswith(word) and not (word in ("m", "M") and rest.startswith(("maj", "mi", "min"))):
-            candidate = rest[len(word):]
-            # 'm' must not eat the 'm' of 'maj7'
-            if word == "M" and candidate.startswith("aj"):
-                continue
-            base, rest = QUALITIES[word], candidate
-            break
+        if not rest.startswith(word):
+            continue
+        candidate = rest[len(word):]
+        if word in ("maj", "M") and candidate[:1] in ("7", "9", "1"):
+            break  # 'maj7', 'M7', 'maj9', 'maj13': a major seventh, read below
+        if word == "m" and candidate.startswith("aj"):
+            continue  # 'maj...' is not minor
+        base, rest = QUALITIES[word], candidate
+        break
     intervals = list(base if base is not None else QUALITIES[""])
     if base in (QUALITIES["o"],) and rest.startswith("7"):
         intervals.append(9)  # diminished seventh

@@ -251,7 +251,20 @@ def window_of(prev_midi: int, midi: int) -> tuple[str, str]:
 
 
 __all__ = [
-    "MIN_DUR", "NOTE_TYPES", "TYPES", "Element", "Value", "chord_at", "classify",
-    "decode_value", "encode_bar", "iter_bar", "encode_value", "format_value", "interval_name",
-    "parse_value", "realize", "window_of",
+    "MIN_DUR",
+    "NOTE_TYPES",
+    "TYPES",
+    "Element",
+    "Value",
+    "chord_at",
+    "classify",
+    "decode_value",
+    "encode_bar",
+    "encode_value",
+    "format_value",
+    "interval_name",
+    "iter_bar",
+    "parse_value",
+    "realize",
+    "window_of",
 ]

@@ -21,6 +21,7 @@ from .grammar import TYPES, Value, parse_value
 _TYPE_ORDER = {t: i for i, t in enumerate(TYPES)}
 # Where a type is missing from the vocabulary altogether, the next best type.
 _TYPE_FALLBACK = {"X": "ASC", "A": "SCX", "S": "CAX", "C": "SAX", "R": ""}
+assert set(_TYPE_FALLBACK) == set(TYPES)
 
 
 def sort_key(text: str):
@@ -47,9 +48,22 @@ class Vocabulary:
 
     @classmethod
     def from_counts(cls, counts: Counter, max_size: int | None = None) -> Vocabulary:
-        """The `max_size` most frequent values (ties broken by sort order), or all."""
+        """The `max_size` most frequent values (ties broken by sort order), or all.
+
+        The most frequent value of every type is always kept, so a rest maps to a rest
+        and a note to a note however small the vocabulary.
+        """
         ranked = sorted(counts, key=lambda v: (-counts[v], sort_key(v)))
-        return cls(ranked[:max_size] if max_size else ranked)
+        if not max_size:
+            return cls(ranked)
+        keep = list(dict.fromkeys(next(v for v in ranked if v[0] == t) for t in TYPES
+                                  if any(v[0] == t for v in ranked)))
+        for v in ranked:
+            if len(keep) >= max_size:
+                break
+            if v not in keep:
+                keep.append(v)
+        return cls(keep)
 
     def __len__(self) -> int:
         return len(self.values)

@@ -78,7 +78,7 @@ def test_first_note_of_a_bar_has_no_window_and_rests_keep_the_previous_note():
 @pytest.mark.parametrize("bad", ["", "Q,0.250", "C", "C,abc", "C,0.000", "R,0.250,<P4,m-2>",
                                  "C,0.250,<P4>", "C,0.250,P4,m-2", "C,0.250,<Z4,m-2>"])
 def test_bad_values_are_rejected_with_a_clear_error(bad):
-    with pytest.raises(VocabularyError, match="bad value|bad interval"):
+    with pytest.raises(VocabularyError, match=r"bad value|bad interval"):
         parse_value(bad)
 
 

@@ -124,7 +124,7 @@ def read(path) -> Piece:
             step = 1.0 / max(division, 2)
             beatdur = float(row["beatdur"])
             length = float(row["duration"]) / beatdur if beatdur > 0 else step
-            events.append((onset, max(_snap(length, step), step), int(round(float(row["pitch"])))))
+            events.append((onset, max(_snap(length, step), step), round(float(row["pitch"]))))
     except (ValueError, TypeError) as err:
         raise InputError(f"{melody_path}: bad number ({err}); expected the WJD melody columns") from None
     events.sort()
