@@ -217,6 +217,11 @@ def _parse_quality(rest: str, symbol: str) -> tuple[int, ...]:
                 intervals.extend(SEVENTHS[word])
                 rest = rest[len(word):]
                 break
+    for word, added in (("sus4", 5), ("sus2", 2), ("sus", 5)):  # '7sus4': the 3rd goes
+        if rest.startswith(word):
+            intervals = [i for i in intervals if i not in (3, 4)] + [added]
+            rest = rest[len(word):]
+            break
     if rest.startswith("alt"):
         intervals = [i for i in intervals if i != 7] + list(ALT[3:])
         rest = rest[3:]

@@ -17,11 +17,13 @@ import numpy as np
 
 from . import __version__
 from .chords import Chord
+from .features import chord_class_of
 from .errors import InputError
 from .vocab import Vocabulary
 
 FORMAT = "jazzd-corpus"
 VERSION = 1
+ARRAYS = ("tokens", "offsets", "onsets", "chords", "positions")
 
 
 @dataclass
@@ -29,8 +31,9 @@ class Corpus:
     """Tokens of several pieces over one vocabulary.
 
     `tokens` holds every piece end to end; piece i is tokens[offsets[i]:offsets[i+1]].
-    `onsets` (quarter notes from the piece's start) and `chords` (index into
-    `chord_table`) run parallel to `tokens`.
+    `onsets` (quarter notes from the piece's start), `chords` (index into
+    `chord_table`) and `positions` (position class, `jazzd.features`) run parallel to
+    `tokens`.
     """
 
     vocab: Vocabulary
@@ -40,6 +43,7 @@ class Corpus:
     onsets: np.ndarray
     chords: np.ndarray
     chord_table: list[dict]
+    positions: np.ndarray
     stats: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
 
@@ -63,7 +67,7 @@ class Corpus:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path, "wb") as f:
             np.savez_compressed(f, manifest=blob, tokens=self.tokens, offsets=self.offsets,
-                                onsets=self.onsets, chords=self.chords)
+                                onsets=self.onsets, chords=self.chords, positions=self.positions)
         return path
 
     @classmethod
@@ -72,7 +76,7 @@ class Corpus:
         try:
             with np.load(path, allow_pickle=False) as z:
                 manifest = json.loads(bytes(z["manifest"]).decode())
-                arrays = {k: z[k] for k in ("tokens", "offsets", "onsets", "chords")}
+                arrays = {k: z[k] for k in ARRAYS}
         except FileNotFoundError:
             raise InputError(f"{path}: no such corpus file; make one with `jazzd ingest`") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
@@ -87,8 +91,22 @@ class Corpus:
         if (len(offsets) != len(manifest["names"]) + 1 or offsets[-1] != len(tokens)
                 or (len(tokens) and (tokens.min() < 0 or tokens.max() >= len(vocab)))):
             raise InputError(f"{path}: token arrays do not fit the manifest; ingest the sources again")
+        if any(len(arrays[k]) != len(tokens) for k in ("onsets", "chords", "positions")):
+            raise InputError(f"{path}: per-token arrays differ in length; ingest the sources again")
         return cls(vocab, tokens, offsets, manifest["names"], arrays["onsets"], arrays["chords"],
-                   manifest["chord_table"], manifest["stats"], manifest["meta"])
+                   manifest["chord_table"], arrays["positions"], manifest["stats"], manifest["meta"])
+
+    def chord_classes(self) -> np.ndarray:
+        """The chord class (`jazzd.features.CHORD_CLASSES`) of every token."""
+        table = np.array([chord_class_of(c["root"], c["mask"]) for c in self.chord_table] or [0],
+                         dtype=np.int32)
+        return table[self.chords]
+
+    def split(self, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
+        """Piece indices (train, validation): a seeded shuffle by piece, never by window."""
+        order = np.random.default_rng(seed).permutation(len(self.names))
+        n_val = max(1, round(len(order) * fraction)) if len(order) > 1 and fraction > 0 else 0
+        return sorted(order[n_val:].tolist()), sorted(order[:n_val].tolist())
 
 
 CHORD_FIELDS = ("symbol", "root", "mask", "quality")
@@ -101,15 +119,16 @@ def chord_key(chord: Chord) -> tuple:
 
 def build(pieces_values: list[tuple[str, list[str], list[float], list[Chord]]],
           max_vocab: int | None = None, meta: dict | None = None) -> Corpus:
-    """A corpus from encoded pieces: (name, values, onsets, chords) each; chords are
-    `Chord`s or their `chord_key` tuples."""
-    counts = Counter(v for _, values, _, _ in pieces_values for v in values)
+    """A corpus from encoded pieces: (name, values, onsets, chords[, positions]) each;
+    chords are `Chord`s or their `chord_key` tuples."""
+    counts = Counter(v for _, values, *_ in pieces_values for v in values)
     vocab = Vocabulary.from_counts(counts, max_vocab)
     chord_ids: dict[tuple, int] = {}
     chord_table: list[dict] = []
-    tokens, onsets, chords, offsets, names = [], [], [], [0], []
-    for name, values, piece_onsets, piece_chords in pieces_values:
+    tokens, onsets, chords, positions, offsets, names = [], [], [], [], [0], []
+    for name, values, piece_onsets, piece_chords, *rest in pieces_values:
         names.append(name)
+        positions.extend(rest[0] if rest else [0] * len(values))
         tokens.extend(vocab.encode(values))
         onsets.extend(piece_onsets)
         for c in piece_chords:
@@ -130,4 +149,4 @@ def build(pieces_values: list[tuple[str, list[str], list[float], list[Chord]]],
     }
     return Corpus(vocab, np.asarray(tokens, np.int32), np.asarray(offsets, np.int64), names,
                   np.asarray(onsets, np.float32), np.asarray(chords, np.int32), chord_table,
-                  stats, meta or {})
+                  np.asarray(positions, np.uint8), stats, meta or {})

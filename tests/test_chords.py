@@ -42,6 +42,7 @@ CASES = {
     "Bdim7": (B, {B, D, F, Ab}, "diminished"),
     "Csus4": (C, {C, F, G}, "other"),
     "Csus2": (C, {C, D, G}, "other"),
+    "C7sus4": (C, {C, F, G, Bb}, "other"),
     "C6/9": (C, {C, E, G, A, D}, "major"),
     "F#m7": (Gb, {Gb, A, Db, E}, "minor"),
     "C7(#11)": (C, {C, E, G, Bb, Gb}, "major"),

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..chords import Chord
+from ..features import position_class
 from ..grammar import Element, iter_bar
 
 
@@ -33,10 +34,16 @@ class Piece:
 
     def encode(self) -> tuple[list[str], list[float], list[Chord]]:
         """The piece as values, with each value's onset and the chord it was read against."""
-        values, onsets, chords = [], [], []
+        values, onsets, chords, _ = self.encode_full()
+        return values, onsets, chords
+
+    def encode_full(self) -> tuple[list[str], list[float], list[Chord], list[int]]:
+        """As `encode`, plus each value's position class (see `jazzd.features`)."""
+        values, onsets, chords, positions = [], [], [], []
         for bar in self.bars:
-            for el, chord, value in iter_bar(bar.elements, bar.chords):
+            for k, (el, chord, value) in enumerate(iter_bar(bar.elements, bar.chords)):
                 values.append(value)
                 onsets.append(el.offset)
                 chords.append(chord)
-        return values, onsets, chords
+                positions.append(position_class(el.offset - bar.start, k == 0))
+        return values, onsets, chords, positions

@@ -56,7 +56,9 @@ def expand(sources, fmt: str = "auto") -> list[tuple[Path, str]]:
 
 
 def read_piece(path: Path, fmt: str):
-    """Read and encode one source: (name, values, onsets, chords).  Raises InputError."""
+    """Read and encode one source: (name, values, onsets, chords, positions).
+
+    Raises InputError."""
     if fmt == "wjazzd":
         from .wjazzd import read
     elif fmt == "seed":
@@ -64,10 +66,10 @@ def read_piece(path: Path, fmt: str):
     else:
         from .midi import read
     piece = read(path)
-    values, onsets, chords = piece.encode()
+    values, onsets, chords, positions = piece.encode_full()
     if not values:
         raise InputError(f"{path}: no notes to ingest")
-    return piece.name, values, onsets, [chord_key(c) for c in chords]
+    return piece.name, values, onsets, [chord_key(c) for c in chords], positions
 
 
 def _read_job(job):
@@ -102,7 +104,7 @@ def ingest(sources, fmt: str = "auto", max_vocab: int | None = None,
     corpus = build(results, max_vocab=max_vocab,
                    meta={"sources": [str(s) for s in sources], "format": fmt, "max_vocab": max_vocab,
                          "skipped": failures})
-    raw = [v for _, values, _, _ in results for v in values]
+    raw = [v for _, values, *_ in results for v in values]
     return Result(corpus, raw, failures)
 
 
