@@ -12,9 +12,12 @@ import argparse
 import json
 import os
 import sys
+from pathlib import Path
 
 from . import __version__
-from .errors import JazzdError
+from .errors import ConfigError, JazzdError
+
+DEFAULT_MODEL_NAME = "jazzd-wjd.npz"
 
 
 def _cmd_ingest(args) -> int:
@@ -45,6 +48,83 @@ def _cmd_ingest(args) -> int:
     return 1 if result.failures else 0
 
 
+def default_model() -> Path:
+    """The bundled model: $JAZZD_MODEL, else models/ of this checkout, else share/jazzd/."""
+    if os.environ.get("JAZZD_MODEL"):
+        return Path(os.environ["JAZZD_MODEL"])
+    here = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
+    for candidate in (here, Path(sys.prefix) / "share" / "jazzd" / "models" / DEFAULT_MODEL_NAME,
+                      Path("/usr/share/jazzd/models") / DEFAULT_MODEL_NAME):
+        if candidate.exists():
+            return candidate
+    return here
+
+
+def _cmd_train(args) -> int:
+    from .train import train
+
+    train(args.corpus, args.output, preset=args.preset, layers=args.layers, hidden=args.hidden,
+          seq_len=args.seq_len, epochs=args.epochs, batch=args.batch, lr=args.lr,
+          max_vocab=args.max_vocab, seed=args.seed, strategy=args.strategy,
+          log=lambda line: print(line, flush=True))
+    return 0
+
+
+def _cmd_generate(args) -> int:
+    import numpy as np
+
+    from .bundle import load_bundle
+    from .progression import DEFAULT_CHANGES, parse_progression
+    from .render import piano_roll, render, write_midi
+    from .runtime import Runtime
+    from .soloist import Sampling, Soloist
+
+    if args.bars < 1 or args.tempo <= 0 or args.temperature < 0:
+        raise ConfigError("--bars and --tempo must be positive and --temperature at least 0")
+    progression = parse_progression(args.chords or DEFAULT_CHANGES)
+    bundle = load_bundle(args.model or default_model())
+    soloist = Soloist(Runtime(bundle), np.random.default_rng(args.seed),
+                      Sampling(temperature=args.temperature, top_p=args.top_p))
+    if args.prime:
+        _prime(soloist, args.prime)
+    notes = render(soloist, progression, args.bars)
+    write_midi(args.output, notes, progression, args.bars, args.tempo)
+    if args.png:
+        piano_roll(args.png, notes, progression, args.bars, title=Path(args.output).name)
+    print(f"wrote {args.output}: {len(notes)} notes over {args.bars} bars of "
+          f"{progression.text!r} at {args.tempo:g} bpm (seed {args.seed})")
+    return 0
+
+
+def _prime(soloist, path) -> None:
+    """Teacher-force the values of a played call (a MIDI file) into the soloist."""
+    from .ingest.midi import read
+
+    piece = read(path)
+    for bar in piece.bars:
+        from .grammar import iter_bar
+
+        for k, (el, chord, value) in enumerate(iter_bar(bar.elements, bar.chords)):
+            soloist.hear(value, el.offset - bar.start, k == 0, chord, el.midi)
+
+
+def _cmd_eval(args) -> int:
+    from .evaluate import evaluate_sources
+
+    result = evaluate_sources(args.model or default_model(), args.sources, fmt=args.format, split=args.split)
+    if args.json:
+        print(json.dumps(result))
+    else:
+        base = result["baseline"]
+        print(f"{result['pieces']} pieces, {result['tokens']} tokens")
+        print(f"  model    NLL {result['nll']:.4f} nats/token   accuracy {result['accuracy']:.4f}")
+        if base:
+            print(f"  trigram  NLL {base['nll']:.4f} nats/token   accuracy {base['accuracy']:.4f}")
+        else:
+            print("  trigram  (no baseline file beside the bundle)")
+    return 0
+
+
 def _cmd_run(args) -> int:
     print("jazzd run: the live daemon is not built yet (it lands with the daemon issue); "
           "today jazzd can ingest corpora: see `jazzd ingest --help`", file=sys.stderr)
@@ -69,6 +149,44 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     p.set_defaults(func=_cmd_ingest)
 
+    p = sub.add_parser("train", help="train a model on a corpus and write a weights bundle (needs the train extra)")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus file from `jazzd ingest`")
+    p.add_argument("-o", "--output", required=True, metavar="BUNDLE", help="bundle to write (.npz)")
+    p.add_argument("--preset", default="default", choices=["seed", "default"])
+    p.add_argument("--layers", type=int, metavar="N", help="number of LSTM layers")
+    p.add_argument("--hidden", type=int, metavar="N", help="units per LSTM layer")
+    p.add_argument("--seq-len", type=int, metavar="N", help="training window length")
+    p.add_argument("--epochs", type=int, metavar="N")
+    p.add_argument("--batch", type=int, metavar="N")
+    p.add_argument("--lr", type=float, metavar="X", help="learning rate")
+    p.add_argument("--max-vocab", type=int, metavar="N", help="model vocabulary size")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--strategy", default="none", choices=["none", "mirrored", "multiworker"],
+                   help="tf.distribute strategy (multiworker reads TF_CONFIG)")
+    p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("generate", help="improvise a solo over chords into a MIDI file")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.mid")
+    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    p.add_argument("--chords", metavar="TEXT", help='chord progression, e.g. "Dm7 G7 | Cmaj7 %%"')
+    p.add_argument("--bars", type=int, default=16, metavar="N")
+    p.add_argument("--tempo", type=float, default=140.0, metavar="BPM")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T")
+    p.add_argument("--top-p", type=float, default=0.95, metavar="P")
+    p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--prime", metavar="CALL.mid", help="a played phrase to continue from")
+    p.add_argument("--png", metavar="OUT.png", help="also draw a piano roll (needs matplotlib)")
+    p.set_defaults(func=_cmd_generate)
+
+    p = sub.add_parser("eval", help="NLL and accuracy of a model on solos, next to a trigram baseline")
+    p.add_argument("sources", nargs="+", metavar="SOURCE")
+    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    p.add_argument("--format", default="auto", choices=["auto", "seed", "wjazzd", "midi"])
+    p.add_argument("--split", choices=["train", "validation"],
+                   help="only the pieces of the bundle's training or validation split")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=_cmd_eval)
+
     p = sub.add_parser("run", help="run the live daemon (not built yet)")
     p.set_defaults(func=_cmd_run)
     return parser
@@ -77,6 +195,10 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    if args.command != "train":
+        # One BLAS thread: OpenBLAS's worker threads fight the real-time loop for the cores
+        # (a step went from 0.19 ms to 8 ms on a busy 2-core machine).  Must precede numpy.
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

@@ -1,0 +1,136 @@
+"""Offline rendering: a solo over a progression, as notes, a MIDI file or a piano roll.
+
+numpy + mido; runs in the calling thread; no clock (beats are the only time).  Drives
+the same `Soloist` (decoding path) as the live engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import mido
+import numpy as np
+
+from .grammar import MIN_DUR
+from .progression import Progression
+from .soloist import Soloist
+
+TICKS_PER_BEAT = 480
+SOLO_PROGRAM = 65  # General MIDI alto sax (0-based)
+COMP_PROGRAM = 0   # acoustic grand piano
+_EPS = 1e-9
+
+
+@dataclass(frozen=True)
+class Note:
+    onset: float  # beats from the start
+    dur: float    # beats
+    midi: int
+    velocity: int
+    value: str = ""
+
+
+def render(soloist: Soloist, progression: Progression, bars: int, velocity: int = 88) -> list[Note]:
+    """Play `bars` bars of the progression; notes tile time without overlapping."""
+    bpb = progression.beats_per_bar
+    end, t, last_bar = bars * bpb, 0.0, -1
+    notes = []
+    while t < end - _EPS:
+        bar = int(t // bpb + _EPS)
+        pos = t - bar * bpb
+        first, last_bar = bar != last_bar, bar
+        value, midi, dur = soloist.play(pos, first, progression.chord_at(t))
+        dur = min(dur, end - t)
+        if midi is not None and dur >= MIN_DUR - _EPS:
+            accent = 6 if abs(pos - round(pos)) < _EPS else 0  # a little weight on the beat
+            vel = int(np.clip(velocity + accent + soloist.rng.integers(-5, 6), 1, 127))
+            notes.append(Note(t, dur, midi, vel, value))
+        t += dur
+    return notes
+
+
+def voicing(chord, low: int = 52) -> list[int]:
+    """A simple comping voicing: root in the bass, the other tones closed above `low`."""
+    bass = 36 + (chord.root - 36) % 12
+    upper = sorted(low + (pc - low) % 12 for pc in chord.pcs if pc != chord.root)
+    return [bass, *upper]
+
+
+def write_midi(path, notes: list[Note], progression: Progression, bars: int, tempo_bpm: float,
+               comp: bool = True) -> Path:
+    """A type-1 MIDI file: tempo map, the solo (channel 1) and chord voicings (channel 2)."""
+    def tick(beats: float) -> int:
+        return round(beats * TICKS_PER_BEAT)
+
+    meta = mido.MidiTrack([
+        mido.MetaMessage("track_name", name="jazzd", time=0),
+        mido.MetaMessage("set_tempo", tempo=mido.bpm2tempo(tempo_bpm), time=0),
+        mido.MetaMessage("time_signature", numerator=progression.beats_per_bar, denominator=4, time=0),
+    ])
+    solo = [(tick(n.onset), 1, mido.Message("note_on", channel=0, note=n.midi, velocity=n.velocity))
+            for n in notes]
+    solo += [(tick(n.onset + n.dur), 0, mido.Message("note_off", channel=0, note=n.midi, velocity=0))
+             for n in notes]
+    chords = []
+    if comp:
+        bpb = progression.beats_per_bar
+        spans = []
+        for bar in range(bars):
+            for pos, chord in progression.chords_in_bar(bar):
+                t = bar * bpb + pos
+                if spans and spans[-1][1] is chord:
+                    continue
+                spans.append((t, chord))
+        for k, (t, chord) in enumerate(spans):
+            stop = spans[k + 1][0] if k + 1 < len(spans) else bars * bpb
+            for p in voicing(chord):
+                chords.append((tick(t), 1, mido.Message("note_on", channel=1, note=p, velocity=62)))
+                chords.append((tick(stop), 0, mido.Message("note_off", channel=1, note=p, velocity=0)))
+    mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
+    mid.tracks.append(meta)
+    for name, program, channel, events in (("solo", SOLO_PROGRAM, 0, solo), ("chords", COMP_PROGRAM, 1, chords)):
+        if not events and name == "chords":
+            continue
+        track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0),
+                                mido.Message("program_change", channel=channel, program=program, time=0)])
+        now = 0
+        for t, _order, msg in sorted(events, key=lambda e: (e[0], e[1], e[2].note)):
+            track.append(msg.copy(time=t - now))
+            now = t
+        mid.tracks.append(track)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    mid.save(path)
+    return path
+
+
+def piano_roll(path, notes: list[Note], progression: Progression, bars: int, title: str = "") -> Path:
+    """A PNG piano roll with the chord symbols over their bars (needs matplotlib)."""
+    try:
+        import matplotlib
+    except ImportError:
+        from .errors import ConfigError
+
+        raise ConfigError("--png needs matplotlib; install the train extra: pip install 'jazzd[train]'") from None
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.patches import Rectangle
+
+    bpb = progression.beats_per_bar
+    fig, ax = plt.subplots(figsize=(max(8, bars * 1.2), 4))
+    for n in notes:
+        ax.add_patch(Rectangle((n.onset, n.midi - 0.4), n.dur, 0.8, color="tab:blue", alpha=0.4 + n.velocity / 250))
+    low = min([n.midi for n in notes], default=60) - 3
+    high = max([n.midi for n in notes], default=72) + 3
+    for bar in range(bars + 1):
+        ax.axvline(bar * bpb, color="grey", lw=0.8 if bar % 4 else 1.5)
+    for bar in range(bars):
+        for pos, chord in progression.chords_in_bar(bar):
+            ax.text(bar * bpb + pos + 0.05, high + 0.5, chord.symbol, fontsize=8, va="bottom")
+    ax.set(xlim=(0, bars * bpb), ylim=(low, high + 2.5), xlabel="beats", ylabel="MIDI pitch", title=title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
