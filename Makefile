@@ -5,22 +5,28 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-# Debian/Ubuntu packages the tests and the daemon use.
-APT_PACKAGES := python3-venv
+# Debian/Ubuntu packages the tests and the daemon use, as "command-that-proves-it:package".
+# jackd2: a JACK server for the real-port tests; systemd and procps: the unit-file checks.
+APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps
 
 .PHONY: run test deps venv lint bench clean
 
 run: venv
 	$(BIN)/jazzd run $(ARGS)
 
-test: venv
+test: deps venv
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 deps:
-	@if ! $(PYTHON) -c 'import venv, ensurepip' 2>/dev/null; then \
-	  echo "installing: $(APT_PACKAGES)"; \
+	@missing=""; \
+	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="python3-venv"; \
+	for need in $(APT_NEEDS); do \
+	  command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
 	  $(SUDO) apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
 venv: $(BIN)/.installed
@@ -28,7 +34,7 @@ venv: $(BIN)/.installed
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[train,test]'
 	touch $@
 
 lint: venv

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jazzd.ingest.run import ingest  # noqa: E402
+from jazzd.ingest.run import ingest
 
 
 def main() -> None:
@@ -39,6 +39,16 @@ def main() -> None:
             "tokens_per_s": round(stats["tokens"] / wall),
         }
     w1, wn = runs["workers_1"]["wall_s"], runs[f"workers_{args.workers}"]["wall_s"]
+    seed_midi = default / "data" / "seed" / "original_metheny.mid"
+    if seed_midi.exists():  # the seed's selection, emulating music21 6.7.1 from ticks
+        from jazzd.ingest import seed
+
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            values = seed.read(seed_midi).encode()[0]
+            times.append(time.perf_counter() - t0)
+        runs["seed_metheny"] = {"values": len(values), "best_s": round(min(times), 3)}
     print(json.dumps({"bench": "ingest", "folder": str(args.folder), "cpus": os.cpu_count(),
                       "machine": platform.machine(), "python": platform.python_version(),
                       **runs, "parallel_speedup": round(w1 / wn, 2)}, indent=2))

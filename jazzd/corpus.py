@@ -17,8 +17,8 @@ import numpy as np
 
 from . import __version__
 from .chords import Chord
-from .features import chord_class_of
 from .errors import InputError
+from .features import chord_class_of
 from .vocab import Vocabulary
 
 FORMAT = "jazzd-corpus"

@@ -34,3 +34,7 @@ def seed_dir() -> Path:
 @pytest.fixture
 def wjd_dir() -> Path:
     return need(WJD)
+
+
+# A private JACK server on the dummy backend, for every test module that asks for it.
+from .jackserver import jack_server  # noqa: E402, F401

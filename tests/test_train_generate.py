@@ -108,8 +108,8 @@ def test_generate_same_seed_same_file_other_seed_other_solo(small_model, tmp_pat
 def test_generate_primed_with_a_call_and_a_piano_roll(small_model, tmp_path):
     call = mido.MidiFile(ticks_per_beat=480)
     track = mido.MidiTrack()
-    for k, p in enumerate([62, 65, 69, 72, 71, 67]):
-        track.append(mido.Message("note_on", note=p, velocity=90, time=0 if k == 0 else 0))
+    for p in [62, 65, 69, 72, 71, 67]:
+        track.append(mido.Message("note_on", note=p, velocity=90, time=0))
         track.append(mido.Message("note_off", note=p, velocity=0, time=240))
     call.tracks.append(track)
     call.save(tmp_path / "call.mid")

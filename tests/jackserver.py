@@ -1,0 +1,168 @@
+"""A private JACK server on the dummy backend, for tests that need real MIDI ports.
+
+A test module gets the `jack_server` fixture with
+
+    from .jackserver import jack_server  # noqa: F401
+
+but ruff then reports F811 on every test that takes `jack_server` as an argument (the
+import counts as redefined while unused).  Lint-clean alternatives: put that import line
+in tests/conftest.py once (the fixture is then visible everywhere), or write
+
+    from . import jackserver
+    jack_server = jackserver.jack_server
+
+The server (`jackd -n jazzd-test-<pid> -d dummy -r 48000 -p 64`) starts on first use and
+runs until the end of the pytest session; each test gets JACK_DEFAULT_SERVER pointing at
+it (and JACK_NO_START_SERVER=1), and the rtmidi clients it made with `client()` are
+closed after it.  Tests skip only where jackd is not installed (CI installs jackd2).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+RATE = 48000
+PERIOD = 64
+START_TIMEOUT_S = 10.0
+STOP_TIMEOUT_S = 10.0
+
+
+@dataclass
+class JackServer:
+    """A running private jackd.  `name` is its server name (JACK_DEFAULT_SERVER)."""
+
+    name: str
+    process: subprocess.Popen
+    log_path: Path
+    start_s: float = 0.0
+    stop_s: float = 0.0
+    _clients: list = field(default_factory=list, repr=False)
+
+    def client(self, kind: str, name: str = "test"):
+        """A new rtmidi client on this server: kind "in" (a recorder, which receives
+        SysEx and clock) or "out" (a keyboard).  Closed after the test."""
+        import rtmidi
+
+        if kind == "in":
+            midi = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name=name, queue_size_limit=8192)
+            midi.ignore_types(sysex=False, timing=False, active_sense=False)
+        elif kind == "out":
+            midi = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name=name)
+        else:
+            raise ValueError(f'kind must be "in" or "out", not {kind!r}')
+        self._clients.append(midi)
+        return midi
+
+    def close_clients(self) -> None:
+        while self._clients:
+            midi = self._clients.pop()
+            if not midi.is_deleted:
+                midi.close_port()
+                midi.delete()
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self) -> None:
+        """SIGTERM, then wait (jackd takes about 1.5 s to exit); SIGKILL as a last resort."""
+        self.close_clients()
+        if self.process.poll() is None:
+            t0 = time.perf_counter()
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=STOP_TIMEOUT_S)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+            self.stop_s = time.perf_counter() - t0
+        _remove_leftovers(self.name)
+        with contextlib.suppress(OSError):
+            self.log_path.unlink()
+
+
+def _remove_leftovers(name: str) -> None:
+    """Semaphores a killed server or client may leave in /dev/shm (jack_sem.<uid>_<name>_*)."""
+    shm = Path("/dev/shm")
+    if shm.is_dir():
+        for path in shm.glob(f"jack_sem.{os.getuid()}_{name}_*"):
+            with contextlib.suppress(OSError):
+                path.unlink()
+
+
+def _wait_ready(server: JackServer, env: dict) -> None:
+    deadline = time.monotonic() + START_TIMEOUT_S
+    jack_wait = shutil.which("jack_wait")
+    while time.monotonic() < deadline:
+        if server.process.poll() is not None:
+            break
+        if jack_wait:
+            # `jack_wait -c` says "running" or "not running"; polling it (rather than one
+            # `jack_wait -w -t 10`) notices at once a jackd that exited with an error.
+            done = subprocess.run([jack_wait, "-c"], env=env, capture_output=True, text=True)
+            if done.stdout.strip() == "running":
+                return
+        else:  # no jack_wait (some distributions package it apart): ask rtmidi
+            import rtmidi
+
+            try:
+                rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="probe").delete()
+                return
+            except rtmidi.RtMidiError:
+                pass
+        time.sleep(0.05)
+    server.stop()
+    pytest.fail(f"jackd -n {server.name} did not start within {START_TIMEOUT_S:.0f} s "
+                f"(exit code {server.process.returncode}); its log:\n{server.log()}")
+
+
+def start_server(name: str | None = None) -> JackServer:
+    """Start a private jackd on the dummy backend and wait until clients can connect."""
+    jackd = shutil.which("jackd")
+    if jackd is None:
+        pytest.skip("needs jackd (apt-get install --no-install-recommends jackd2)")
+    name = name or f"jazzd-test-{os.getpid()}"
+    env = {**os.environ, "JACK_NO_START_SERVER": "1", "JACK_DEFAULT_SERVER": name}
+    fd, log = tempfile.mkstemp(prefix=f"{name}-", suffix=".log")
+    t0 = time.perf_counter()
+    with os.fdopen(fd, "w") as log_file:
+        process = subprocess.Popen(
+            [jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
+    server = JackServer(name, process, Path(log))
+    _wait_ready(server, env)
+    server.start_s = time.perf_counter() - t0
+    return server
+
+
+_SERVER: JackServer | None = None
+
+
+def _session_server(config) -> JackServer:
+    global _SERVER
+    if _SERVER is None or _SERVER.process.poll() is not None:
+        _SERVER = start_server()
+        config.add_cleanup(_SERVER.stop)
+    return _SERVER
+
+
+@pytest.fixture
+def jack_server(request, monkeypatch) -> JackServer:
+    """The session's private JACK server, with JACK_DEFAULT_SERVER set for this test."""
+    server = _session_server(request.config)
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    monkeypatch.setenv("JACK_NO_START_SERVER", "1")
+    yield server
+    server.close_clients()
