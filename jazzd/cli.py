@@ -74,20 +74,22 @@ def _cmd_generate(args) -> int:
     import numpy as np
 
     from .bundle import load_bundle
+    from .engine import Engine, Settings
+    from .offline import render
     from .progression import DEFAULT_CHANGES, parse_progression
-    from .render import piano_roll, render, write_midi
+    from .render import piano_roll, write_midi
     from .runtime import Runtime
-    from .soloist import Sampling, Soloist
 
-    if args.bars < 1 or args.tempo <= 0 or args.temperature < 0:
-        raise ConfigError("--bars and --tempo must be positive and --temperature at least 0")
+    if args.bars < 1 or args.tempo <= 0 or args.temperature < 0 or not 0 < args.top_p <= 1:
+        raise ConfigError("--bars and --tempo must be positive, --temperature at least 0, --top-p in (0, 1]")
     progression = parse_progression(args.chords or DEFAULT_CHANGES)
     bundle = load_bundle(args.model or default_model())
-    soloist = Soloist(Runtime(bundle), np.random.default_rng(args.seed),
-                      Sampling(temperature=args.temperature, top_p=args.top_p))
+    engine = Engine(Runtime(bundle), np.random.default_rng(args.seed),
+                    Settings(mode="solo", temperature=args.temperature, top_p=args.top_p),
+                    progression=progression)
     if args.prime:
-        _prime(soloist, args.prime)
-    notes = render(soloist, progression, args.bars)
+        _prime(engine.soloist, args.prime)
+    notes = render(engine, args.bars, args.tempo)
     write_midi(args.output, notes, progression, args.bars, args.tempo)
     if args.png:
         piano_roll(args.png, notes, progression, args.bars, title=Path(args.output).name)

@@ -1,7 +1,7 @@
-"""Offline rendering: a solo over a progression, as notes, a MIDI file or a piano roll.
+"""Offline output: rendered notes as a MIDI file (solo + chord voicings) or a piano roll.
 
-numpy + mido; runs in the calling thread; no clock (beats are the only time).  Drives
-the same `Soloist` (decoding path) as the live engine.
+mido (+ matplotlib for the roll); runs in the calling thread.  The notes come from the
+engine (`jazzd.offline.render`), the same path as live play.
 """
 
 from __future__ import annotations
@@ -10,16 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mido
-import numpy as np
 
-from .grammar import MIN_DUR
 from .progression import Progression
-from .soloist import Soloist
 
 TICKS_PER_BEAT = 480
 SOLO_PROGRAM = 65  # General MIDI alto sax (0-based)
 COMP_PROGRAM = 0   # acoustic grand piano
-_EPS = 1e-9
 
 
 @dataclass(frozen=True)
@@ -29,25 +25,6 @@ class Note:
     midi: int
     velocity: int
     value: str = ""
-
-
-def render(soloist: Soloist, progression: Progression, bars: int, velocity: int = 88) -> list[Note]:
-    """Play `bars` bars of the progression; notes tile time without overlapping."""
-    bpb = progression.beats_per_bar
-    end, t, last_bar = bars * bpb, 0.0, -1
-    notes = []
-    while t < end - _EPS:
-        bar = int(t // bpb + _EPS)
-        pos = t - bar * bpb
-        first, last_bar = bar != last_bar, bar
-        value, midi, dur = soloist.play(pos, first, progression.chord_at(t))
-        dur = min(dur, end - t)
-        if midi is not None and dur >= MIN_DUR - _EPS:
-            accent = 6 if abs(pos - round(pos)) < _EPS else 0  # a little weight on the beat
-            vel = int(np.clip(velocity + accent + soloist.rng.integers(-5, 6), 1, 127))
-            notes.append(Note(t, dur, midi, vel, value))
-        t += dur
-    return notes
 
 
 def voicing(chord, low: int = 52) -> list[int]:
