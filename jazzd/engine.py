@@ -142,13 +142,15 @@ class Engine:
             if self.settings.mode == "duet" and self._state != "play":
                 return self._update(event.t)  # the first chord: join in from the next beat
             return Plan([])
+        if self.settings.mode != "call":  # duet and solo listen for chords and dynamics only
+            if is_on:
+                self._velocity = 0.7 * self._velocity + 0.3 * event.velocity
+            return Plan([])
         beat = self.beat_of(event.t)
         if not is_on:
             self.listener.note_off(beat, event.note)
             return self._update(event.t)
         self._velocity = 0.7 * self._velocity + 0.3 * event.velocity
-        if self.settings.mode != "call":
-            return Plan([])  # duet and solo listen for chords and dynamics only
         plan = Plan([])
         if self._state == "answer":
             if not self.settings.interrupt:
@@ -314,7 +316,7 @@ class Engine:
                 continue
             accent = 8 if abs(onset - round(onset)) < _EPS else 0
             jitter = int(self.rng.integers(-s.velocity_humanize, s.velocity_humanize + 1)) if s.velocity_humanize else 0
-            vel = int(np.clip(round(self._velocity) + accent + jitter, 1, 127))
+            vel = min(max(round(self._velocity) + accent + jitter, 1), 127)
             plan.events.append(Out(self.time_of(onset), "on", midi, vel, s.output_channel))
             plan.events.append(Out(self.time_of(onset + dur), "off", midi, 0, s.output_channel))
             self._sounding.append(_Sounding(onset, onset + dur, midi))

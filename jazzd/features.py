@@ -11,6 +11,8 @@ told, for the value it is about to predict:
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from .chords import Chord
 
 POSITION_CLASSES = 96
@@ -26,6 +28,7 @@ def position_class(bar_pos: float, first_in_bar: bool) -> int:
     return (48 if first_in_bar else 0) + min(beat, 3) * 12 + phase
 
 
+@lru_cache(maxsize=4096)
 def chord_class_of(root: int, mask: int) -> int:
     """Class of a chord given as root and 12-bit pitch-class mask."""
     if not mask:

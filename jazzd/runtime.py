@@ -21,7 +21,8 @@ The maths is Keras's LSTM (gates i, f, c, o; sigmoid and tanh), folded for speed
 input side of layer 0 is precomputed per id at load, so one step of layer 0 is
 `gates = table[token] + sum(feature tables) + h0 @ U0`, and each later layer does one
 matrix-vector product of [h_below, h_own] with its stacked kernel.  Gate columns are
-reordered to i, f, o, c so one slice takes the sigmoid and one the tanh.
+reordered to i, f, o, c and the sigmoid gates' weights halved, so one tanh over all
+the gates serves both activations (sigmoid(x) = 0.5 * tanh(x / 2) + 0.5).
 """
 
 from __future__ import annotations
@@ -41,10 +42,12 @@ class RuntimeState(NamedTuple):
 
 
 def _ifoc(w: np.ndarray) -> np.ndarray:
-    """Gate columns from Keras order i, f, c, o to i, f, o, c (float32, contiguous)."""
+    """Gate columns from Keras order i, f, c, o to i, f, o, c (float32, contiguous), with
+    the sigmoid gates' columns halved: then one tanh over all the gates gives tanh(x) for
+    c and tanh(x / 2) for i, f, o, and sigmoid(x) = 0.5 * tanh(x / 2) + 0.5."""
     n = w.shape[-1] // 4
     i_f, c, o = w[..., : 2 * n], w[..., 2 * n: 3 * n], w[..., 3 * n:]
-    return np.ascontiguousarray(np.concatenate([i_f, o, c], axis=-1), dtype=np.float32)
+    return np.ascontiguousarray(np.concatenate([0.5 * i_f, 0.5 * o, c], axis=-1), dtype=np.float32)
 
 
 class Runtime:
@@ -152,11 +155,11 @@ class Runtime:
             if not 0 <= value < table.shape[0]:
                 raise ValueError(f"feature class {value} outside 0..{table.shape[0] - 1}")
             gates += table[value]
-        self._cell(sig, g, i, f, o, c, h, tmp)
+        self._cell(gates, sig, g, i, f, o, c, h, tmp)
         for x, w, bias, gates, sig, g, i, f, o, c, h, tmp in plan[1:]:
             np.matmul(x, w, out=gates)
             gates += bias
-            self._cell(sig, g, i, f, o, c, h, tmp)
+            self._cell(gates, sig, g, i, f, o, c, h, tmp)
         logits, probs = self._logits, self._probs
         np.matmul(self._h_last, self._dense_kernel, out=logits)
         logits += self._dense_bias
@@ -166,13 +169,12 @@ class Runtime:
         return probs
 
     @staticmethod
-    def _cell(sig, g, i, f, o, c, h, tmp) -> None:
-        # sigmoid(x) = 0.5 * tanh(x / 2) + 0.5: in place, and no overflow warning from exp
-        sig *= 0.5
-        np.tanh(sig, out=sig)
+    def _cell(gates, sig, g, i, f, o, c, h, tmp) -> None:
+        # the i, f, o pre-activations arrive halved (see _ifoc): sigmoid(x) = 0.5 *
+        # tanh(x / 2) + 0.5, in place and with no overflow warning from exp
+        np.tanh(gates, out=gates)
         sig *= 0.5
         sig += 0.5
-        np.tanh(g, out=g)
         np.multiply(f, c, out=c)  # c = f * c + i * g
         np.multiply(i, g, out=tmp)
         c += tmp
@@ -209,16 +211,19 @@ class Runtime:
         w, cum = self._weights, self._cumsum
         n = w.shape[0]
         np.copyto(w, probs)  # (a float32 -> float64 divide would allocate a cast buffer)
-        w /= w.max()  # peak at 1, so a low temperature cannot round every weight to 0
         if temperature != 1:
+            w /= w.max()  # peak at 1, so a low temperature cannot round every weight to 0
             np.power(w, 1.0 / temperature, out=w)
         if 0 < top_k < n:
             w[np.argpartition(w, n - top_k)[: n - top_k]] = 0.0
         if top_p < 1:
-            order = np.argsort(w)[::-1]  # descending (deterministic, ties in any fixed order)
-            mass = np.cumsum(w[order])
-            keep = int(np.searchsorted(mass, top_p * mass[-1])) + 1
-            w[order[keep:]] = 0.0
-        np.cumsum(w, out=cum)
+            # Drop the least likely ids while their mass stays within 1 - top_p: sort the
+            # values (not the ids: twice as fast), add them up from the smallest, and keep
+            # every weight at or above the first one that must stay.
+            ranked = np.sort(w)
+            ranked.cumsum(out=cum)
+            cut = int(cum.searchsorted((1.0 - top_p) * cum[-1], side="right"))
+            w[w < ranked[min(cut, n - 1)]] = 0.0
+        w.cumsum(out=cum)
         u = rng.random() * cum[-1]
-        return min(int(np.searchsorted(cum, u, side="right")), n - 1)
+        return min(int(cum.searchsorted(u, side="right")), n - 1)

@@ -146,6 +146,17 @@ def _strategy(name: str):
     return tf.distribute.get_strategy()
 
 
+def is_chief() -> bool:
+    """Whether this process writes the results: always, except the non-chief workers of
+    a multi-worker cluster (TF_CONFIG task other than chief / worker 0)."""
+    tf_config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    task = tf_config.get("task") or {}
+    if not task or task.get("type") == "chief":
+        return True
+    has_chief = "chief" in tf_config.get("cluster", {})
+    return task.get("type") == "worker" and task.get("index", 0) == 0 and not has_chief
+
+
 def _summed_loss(model, inputs, targets, weights) -> float:
     """The seed's reported loss: per-step mean cross-entropy, added up over the steps."""
     probs = model.predict(inputs, verbose=0, batch_size=len(targets))
@@ -204,7 +215,7 @@ def train(corpus_path, output, log=print, **options) -> dict:
         model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr, beta_1=0.9, beta_2=0.999),
                       loss="sparse_categorical_crossentropy", weighted_metrics=["accuracy"])
     log(f"model: {model_cfg['input']} input, LSTM {cfg['layers']}, {model.count_params():,} parameters, "
-        f"{steps} updates per epoch")
+        f"{steps} updates per epoch, {strategy.num_replicas_in_sync} replica(s) with {type(strategy).__name__}")
 
     history: dict[str, list] = {}
     callbacks = []
@@ -234,6 +245,9 @@ def train(corpus_path, output, log=print, **options) -> dict:
     from .evaluate import evaluate_ids
 
     arrays = keras_model.export_arrays(model, model_cfg)
+    if not is_chief():
+        log("trained as a non-chief worker: the chief writes the bundle")
+        return {"bundle": None, "metrics": {}, "history": history}
     trigram = Trigram(len(vocab)).fit(piece_arrays(corpus, vocab, i)[0] for i in train_ids)
     metrics = {"train_seconds": round(train_s, 1), "epochs_run": len(history.get("loss", [])),
                "final": {k: v[-1] for k, v in history.items()}}

@@ -1,0 +1,129 @@
+"""The engine's cost per beat, offline render speed, and chord tones on strong beats, as JSON.
+
+    OPENBLAS_NUM_THREADS=1 python bench/engine.py [--model PATH] [--beats N]
+
+1. Cost per beat: duet mode at 240 bpm with dense input (the player's 16th notes above
+   the split and a new chord every bar below it), timing everything the engine does in
+   each beat (hearing, encoding, model steps, decoding, planning): median and p99.
+2. Offline render: 32 bars of solo mode through the manual clock (what `jazzd generate`
+   does), wall time.
+3. Chord tones on strong beats (beats 1 and 3 of a bar): the share of rendered notes that
+   are chord tones, over standard changes, next to the same share in the real WJD solos
+   (the corpus, if ../shared is here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+import numpy as np  # noqa: E402
+
+from jazzd.bundle import load_bundle  # noqa: E402
+from jazzd.cli import default_model  # noqa: E402
+from jazzd.engine import Engine, Settings  # noqa: E402
+from jazzd.events import NoteOff, NoteOn, Tick  # noqa: E402
+from jazzd.grammar import classify  # noqa: E402
+from jazzd.offline import render  # noqa: E402
+from jazzd.progression import parse_progression  # noqa: E402
+from jazzd.runtime import Runtime  # noqa: E402
+
+CHANGES = {
+    "ii-V-I": "Dm7 G7 | Cmaj7 % | Em7b5 A7 | Dm7 % | Dm7 G7 | Cmaj7 A7 | Dm7 G7 | Cmaj7 %",
+    "Bb blues": "Bb7 | Eb7 | Bb7 | Fm7 Bb7 | Eb7 | Eo7 | Bb7 G7 | Cm7 F7 | Bb7 G7 | Cm7 F7",
+    "minor": "Cm7 | Fm7 | Dm7b5 G7 | Cm7 % | Abmaj7 | Dm7b5 G7 | Cm7 | G7alt",
+}
+CHORD_HAND = [[50, 53, 57, 48], [43, 47, 50, 53], [48, 52, 55, 59], [45, 49, 52, 55]]
+
+
+def cost_per_beat(bundle, beats: int, tempo: float = 240.0) -> dict:
+    engine = Engine(Runtime(bundle), np.random.default_rng(0), Settings(mode="duet"))
+    spb = 60.0 / tempo
+    per_beat = []
+    held: list[int] = []
+    for k in range(beats):
+        t0 = k * spb
+        events = [Tick(t0, k, tempo)]
+        if k % 4 == 0:  # a new chord every bar
+            events += [NoteOff(t0, n) for n in held]
+            held = CHORD_HAND[(k // 4) % len(CHORD_HAND)]
+            events += [NoteOn(t0 + 0.001, n, 70) for n in held]
+        for s in range(4):  # the player's 16ths
+            pitch = 64 + (k * 4 + s) * 5 % 19
+            events += [NoteOn(t0 + s * spb / 4 + 0.002, pitch, 80 + s * 5),
+                       NoteOff(t0 + (s + 0.8) * spb / 4, pitch)]
+        start = time.perf_counter_ns()
+        for ev in events:
+            engine.feed(ev)
+        per_beat.append((time.perf_counter_ns() - start) / 1000)
+    warm = np.array(per_beat[8:])
+    return {"tempo_bpm": tempo, "beats": len(warm), "input_events_per_beat": 9,
+            "notes_played": engine.stats.played_notes,
+            "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
+            "max_us": round(float(warm.max()), 1), "budget_us_per_beat": round(spb * 1e6)}
+
+
+def offline_render(bundle, bars: int = 32) -> dict:
+    prog = parse_progression(CHANGES["ii-V-I"])
+    engine = Engine(Runtime(bundle), np.random.default_rng(0), Settings(mode="solo"), progression=prog)
+    start = time.perf_counter()
+    notes = render(engine, bars, 140.0)
+    return {"bars": bars, "notes": len(notes), "wall_s": round(time.perf_counter() - start, 4)}
+
+
+def strong_beat_chord_tones(bundle, bars: int = 64, seeds: int = 4) -> dict:
+    hits = total = 0
+    for name, text in CHANGES.items():
+        prog = parse_progression(text)
+        for seed in range(seeds):
+            engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo"), progression=prog)
+            for note in render(engine, bars, 140.0):
+                pos = note.onset % prog.beats_per_bar
+                if abs(pos - round(pos)) < 1e-6 and round(pos) in (0, 2):
+                    total += 1
+                    hits += classify(note.midi, prog.chord_at(note.onset)) == "C"
+        del name
+    return {"generated": round(hits / total, 4) if total else None, "generated_notes": total}
+
+
+def wjd_strong_beat_chord_tones() -> dict | None:
+    shared = Path(os.environ.get("JAZZD_SHARED") or REPO.parent / "shared") / "data" / "wjazzd"
+    if not shared.exists():
+        return None
+    from jazzd.ingest.run import ingest
+
+    corpus = ingest([shared], fmt="wjazzd", show_progress=False).corpus
+    values = corpus.vocab.decode(corpus.tokens)
+    strong = np.isin(corpus.positions % 48, [0, 24])  # beat 1 or 3, on the beat
+    notes = [v for v, s in zip(values, strong, strict=True) if s and v[0] != "R"]
+    return {"real": round(sum(v[0] == "C" for v in notes) / len(notes), 4), "real_notes": len(notes)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", type=Path, default=None)
+    parser.add_argument("--beats", type=int, default=2000)
+    args = parser.parse_args()
+    path = args.model or default_model()
+    bundle = load_bundle(path)
+    out = {"bench": "engine", "model": str(path), "model_cfg": {k: bundle.cfg[k] for k in ("layers", "vocab_size")},
+           "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
+           "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
+           "cost_per_beat": cost_per_beat(bundle, args.beats), "render_32_bars": offline_render(bundle)}
+    chord_tones = strong_beat_chord_tones(bundle)
+    real = wjd_strong_beat_chord_tones()
+    out["strong_beat_chord_tone_ratio"] = {**chord_tones, **(real or {"real": None})}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
