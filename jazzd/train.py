@@ -157,6 +157,81 @@ def is_chief() -> bool:
     return task.get("type") == "worker" and task.get("index", 0) == 0 and not has_chief
 
 
+def _dataset(x, y, w, cfg, shuffle=False):
+    """A batched tf.data pipeline, sharded by data across the workers of a strategy."""
+    import tensorflow as tf
+
+    data = tf.data.Dataset.from_tensor_slices((x, y, w))
+    if shuffle:
+        data = data.shuffle(len(y), seed=cfg["seed"], reshuffle_each_iteration=True)
+    options = tf.data.Options()
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+    return data.batch(cfg["batch"]).with_options(options)
+
+
+class _History:
+    def __init__(self, history: dict):
+        self.history = history
+
+
+def _fit_multiworker(model, strategy, x, y, w, validation, cfg, log):
+    """A plain distributed training loop (strategy.run + all-reduce), for the cluster
+    case that Keras 3's `fit` does not support.  Early stopping as in `fit`."""
+    import tensorflow as tf
+
+    optimizer = model.optimizer
+    batches = strategy.experimental_distribute_dataset(_dataset(x, y, w, cfg, shuffle=True))
+    val = strategy.experimental_distribute_dataset(_dataset(*validation, cfg)) if validation else None
+    loss_fn = __import__("keras").losses.sparse_categorical_crossentropy
+
+    def replica_loss(batch, training):
+        inputs, targets, weights = batch
+        probs = model(inputs, training=training)
+        ce = loss_fn(targets, probs) * weights
+        return tf.reduce_sum(ce), tf.reduce_sum(weights)
+
+    @tf.function
+    def train_step(batch):
+        def step(b):
+            with tf.GradientTape() as tape:
+                total, count = replica_loss(b, True)
+                loss = total / tf.maximum(count, 1.0) / strategy.num_replicas_in_sync
+            grads = tape.gradient(loss, model.trainable_variables)
+            optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            return total, count
+        total, count = strategy.run(step, args=(batch,))
+        return (strategy.reduce("SUM", total, axis=None), strategy.reduce("SUM", count, axis=None))
+
+    @tf.function
+    def eval_step(batch):
+        total, count = strategy.run(lambda b: replica_loss(b, False), args=(batch,))
+        return (strategy.reduce("SUM", total, axis=None), strategy.reduce("SUM", count, axis=None))
+
+    history: dict[str, list] = {"loss": []}
+    if val is not None:
+        history["val_loss"] = []
+    best, best_weights, waited = math.inf, None, 0
+    for epoch in range(cfg["epochs"]):
+        sums = [train_step(b) for b in batches]
+        history["loss"].append(float(sum(t for t, _ in sums) / max(sum(c for _, c in sums), 1.0)))
+        line = f"epoch {epoch + 1}: loss {history['loss'][-1]:.4f}"
+        if val is not None:
+            sums = [eval_step(b) for b in val]
+            history["val_loss"].append(float(sum(t for t, _ in sums) / max(sum(c for _, c in sums), 1.0)))
+            line += f", val_loss {history['val_loss'][-1]:.4f}"
+            if history["val_loss"][-1] < best:
+                best, best_weights, waited = history["val_loss"][-1], model.get_weights(), 0
+            else:
+                waited += 1
+                if cfg["patience"] and waited >= cfg["patience"]:
+                    log(line)
+                    break
+        log(line)
+    if best_weights is not None:
+        model.set_weights(best_weights)
+    return _History(history)
+
+
 def _summed_loss(model, inputs, targets, weights) -> float:
     """The seed's reported loss: per-step mean cross-entropy, added up over the steps."""
     probs = model.predict(inputs, verbose=0, batch_size=len(targets))
@@ -233,9 +308,16 @@ def train(corpus_path, output, log=print, **options) -> dict:
         callbacks.append(keras.callbacks.EarlyStopping(monitor="val_loss", patience=cfg["patience"],
                                                        restore_best_weights=True))
     t0 = time.monotonic()
-    fit = model.fit(x, y, sample_weight=w, batch_size=cfg["batch"], epochs=cfg["epochs"],
-                    validation_data=validation, callbacks=callbacks, shuffle=True,
-                    verbose=1 if sys.stderr.isatty() else 2)
+    if cfg["strategy"] == "none":
+        fit = model.fit(x, y, sample_weight=w, batch_size=cfg["batch"], epochs=cfg["epochs"],
+                        validation_data=validation, callbacks=callbacks, shuffle=True,
+                        verbose=1 if sys.stderr.isatty() else 2)
+    elif cfg["strategy"] == "mirrored":
+        fit = model.fit(_dataset(x, y, w, cfg, shuffle=True), epochs=cfg["epochs"],
+                        validation_data=_dataset(*validation, cfg) if validation else None,
+                        callbacks=callbacks, verbose=2)
+    else:  # Keras 3's fit fails under MultiWorkerMirroredStrategy (keras-team/keras#20585)
+        fit = _fit_multiworker(model, strategy, x, y, w, validation, cfg, log)
     history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     train_s = time.monotonic() - t0
 
@@ -299,7 +381,8 @@ def _plot(history: dict, path: Path, seed_sums: list[float]) -> None:
     ax1.set(xlabel="epoch", ylabel="loss (nats)", title="loss")
     ax2.set(xlabel="epoch", ylabel="accuracy", title="next-value accuracy")
     for ax in (ax1, ax2):
-        ax.legend()
+        if ax.lines:
+            ax.legend()
         ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -18,7 +18,7 @@ pytest.importorskip("tensorflow", reason="the trainer needs the train extra (ten
 def test_progression_text():
     prog = parse_progression("Dm7 G7 | Cmaj7 %")
     assert [[(t, c.symbol) for t, c in bar] for bar in prog.bars] == [[(0, "Dm7"), (2, "G7")], [(0, "Cmaj7")]]
-    assert prog.chord_at(9.5).symbol == "G7"  # bar 3 loops back to bar 1
+    assert prog.chord_at(10.5).symbol == "G7"  # bar 3 loops back to bar 1 (beat 2.5 of it)
     for bad in ("% G7", "Dm7 || G7", "Hm7", "NC"):
         with pytest.raises(ConfigError):
             parse_progression(bad)
