@@ -293,13 +293,15 @@ class Engine:
         self._cursor = start
         self._state = state
         self._snapshots.clear()
-        self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
-        self.soloist.pitch_range = s.pitch_range
         return start
 
     def _plan_until(self, horizon: float, now: float, plan: Plan) -> None:
         s = self.settings
         end = self._answer_end if self._state == "answer" else math.inf
+        sampling = self.soloist.sampling  # settings may have changed since the last beat
+        if (sampling.temperature, sampling.top_p) != (s.temperature, s.top_p):
+            self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
+        self.soloist.pitch_range = s.pitch_range
         while self._cursor < min(horizon, end) - _EPS:
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)

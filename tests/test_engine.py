@@ -258,3 +258,16 @@ def test_duet_plays_on_over_the_chords_it_hears_and_mode_switches_release_notes(
         else:
             sounding.pop(e.number, None)
     assert sounding == {} and not [e for e in sent if e.kind == "on" and e.t >= 10.0]
+
+
+def test_settings_change_between_beats(bundle):
+    engine = make_engine(bundle, mode="solo", pitch_range=(60, 72))
+    clock = ManualClock(engine, tempo=120)
+    clock.run_until(4.0)
+    engine.settings.pitch_range = (74, 86)
+    engine.settings.temperature = 0.0  # greedy from now on
+    sent = clock.run_until(8.0)
+    ons = [e for e in sent if e.kind == "on"]
+    assert {e.number for e in ons if e.t < 4.4} <= set(range(60, 73))
+    assert ons[-1].number >= 74 and {e.number for e in ons if e.t > 5.0} <= set(range(74, 87))
+    assert engine.soloist.sampling.temperature == 0.0
