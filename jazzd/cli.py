@@ -128,9 +128,45 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    print("jazzd run: the live daemon is not built yet (it lands with the daemon issue); "
-          "today jazzd can ingest corpora: see `jazzd ingest --help`", file=sys.stderr)
-    return 2
+    from .daemon import main as run_daemon
+
+    overrides = {}
+    for key, value in (("model.path", args.model), ("midi.backend", args.backend),
+                       ("midi.input", args.input), ("midi.output", args.output),
+                       ("engine.mode", args.mode), ("clock.tempo", args.tempo),
+                       ("clock.source", args.clock)):
+        if value is not None:
+            overrides[key] = value
+    if args.clock_out:
+        overrides["clock.send"] = True
+    if args.realtime:
+        overrides["system.realtime"] = True
+    return run_daemon(args.config, overrides, print_ready=lambda line: print(line, flush=True))
+
+
+def _cmd_ports(args) -> int:
+    from .ports import list_ports
+
+    ports = list_ports(args.backend)
+    for kind in ("inputs", "outputs"):
+        print(f"{kind}:")
+        for i, name in enumerate(ports[kind]):
+            print(f"  [{i}] {name}")
+        if not ports[kind]:
+            print("  (none)")
+    return 0
+
+
+def _cmd_panic(args) -> int:
+    """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
+    from .ports import open_ports, panic_messages
+
+    with open_ports(args.backend, args.client_name, None, args.out) as ports:
+        messages = panic_messages(reset_controllers=False)
+        for msg in messages:
+            ports.send(msg)
+        print(f"panic: {len(messages)} messages to {ports.output_name}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -189,8 +225,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)
 
-    p = sub.add_parser("run", help="run the live daemon (not built yet)")
+    p = sub.add_parser("run", help="run the live improviser on MIDI ports")
+    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    p.add_argument("--config", metavar="FILE", help="configuration file (after /etc and the user's)")
+    p.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    p.add_argument("--in", dest="input", metavar="NAME", help="connect to this input port (index or name)")
+    p.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")
+    p.add_argument("--mode", choices=["call", "duet", "solo"])
+    p.add_argument("--tempo", type=float, metavar="BPM")
+    p.add_argument("--clock", choices=["internal", "midi"], help="keep time, or follow MIDI clock")
+    p.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
+    p.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("ports", help="list MIDI input and output ports")
+    p.add_argument("--backend", default="auto", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    p.set_defaults(func=_cmd_ports)
+
+    p = sub.add_parser("panic", help="send all notes off (and sustain off) on all 16 channels")
+    p.add_argument("--out", metavar="NAME", help="output port (index or name); default: a virtual port")
+    p.add_argument("--backend", default="auto", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    p.add_argument("--client-name", default="jazzd-panic")
+    p.set_defaults(func=_cmd_panic)
     return parser
 
 

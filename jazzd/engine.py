@@ -113,6 +113,11 @@ class Engine:
 
     # --- time -------------------------------------------------------------------------
     @property
+    def last_tick(self) -> Tick | None:
+        """The latest beat tick, or None before the first."""
+        return self._tick
+
+    @property
     def spb(self) -> float:
         return 60.0 / self._tick.tempo
 
@@ -170,6 +175,15 @@ class Engine:
     def wake(self, t: float) -> Plan:
         """The time the engine asked to be woken at has come."""
         return self._update(t) if self._tick else Plan([])
+
+    def adopt_chords(self, other: Engine) -> None:
+        """Take over another engine's chord tracker (keys held, last chord, pedal), keeping
+        this engine's split, chord channel and progression: for a model switch."""
+        tracker = other.tracker
+        tracker.split, tracker.chord_channel = self.tracker.split, self.tracker.chord_channel
+        tracker.progression = self.tracker.progression
+        self.tracker = tracker
+        self._velocity = other._velocity
 
     def set_mode(self, mode: str, t: float) -> Plan:
         """Switch mode between beats; anything sounding is released, nothing hangs."""

@@ -1,0 +1,173 @@
+"""jazzd on a private JACK server, measured from a separate client, as JSON.
+
+    python bench/timing.py [--seconds 60] [--tempo 160] [--model PATH]
+
+Starts `jackd -d dummy -r 48000 -p 64` under a private name, then `jazzd run` in duet
+mode with `--clock-out` (so the grid it plays on arrives on the same wire as its notes),
+holds a chord into jazzd:in and records jazzd's output for N seconds.  Reports:
+- note onset error against the intended grid (beats fitted to the received MIDI clock,
+  notes belong on twelfths of a beat): median, p99 and max, in ms and JACK periods;
+- time from start to READY=1, process RSS and CPU %;
+- in call mode, the gap from the end of a played call to the first note of the answer
+  (the answer is due one beat after a beat of silence).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import rtmidi
+
+REPO = Path(__file__).resolve().parents[1]
+RATE, PERIOD = 48000, 64
+
+
+def start_jack(name: str) -> subprocess.Popen:
+    jackd = shutil.which("jackd")
+    if not jackd:
+        sys.exit("bench/timing.py needs jackd: apt-get install jackd2")
+    proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
+                   check=True, capture_output=True)
+    return proc
+
+
+def start_jazzd(tmp: Path, server: str, args: list[str]):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp / f"notify-{time.monotonic_ns()}"))
+    sock.settimeout(20)
+    env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname(), "JACK_DEFAULT_SERVER": server,
+           "JACK_NO_START_SERVER": "1", "OPENBLAS_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(tmp)}
+    t0 = time.monotonic()
+    proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--backend", "jack", *args],
+                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    while "READY=1" not in sock.recv(4096).decode():
+        pass
+    return proc, time.monotonic() - t0, sock
+
+
+def clients(server: str):
+    os.environ["JACK_DEFAULT_SERVER"] = server
+    kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="bench-kbd")
+    rec = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="bench-rec", queue_size_limit=1 << 16)
+    rec.ignore_types(sysex=True, timing=False, active_sense=True)
+    kbd.open_port(next(i for i, p in enumerate(kbd.get_ports()) if "jazzd:in" in p))
+    rec.open_port(next(i for i, p in enumerate(rec.get_ports()) if "jazzd" in p and ":out" in p))
+    return kbd, rec
+
+
+def record(rec, seconds: float, sends=()) -> list[tuple[float, bytes]]:
+    got, start, pending = [], time.monotonic(), sorted(sends, key=lambda s: s[0])
+    while (now := time.monotonic()) - start < seconds:
+        while pending and pending[0][0] <= now - start:
+            pending.pop(0)[1]()
+        while (item := rec.get_message()) is not None:
+            got.append((time.monotonic(), bytes(item[0])))
+        time.sleep(0.0002)
+    return got
+
+
+def proc_stats(pid: int) -> tuple[dict, float]:
+    """(RSS in MB: total, private and shared memory, CPU seconds so far).  A JACK client
+    maps the server's shared segment (/dev/shm/jack-*), which counts in its RSS."""
+    status = Path(f"/proc/{pid}/status").read_text()
+    kb = {k: int(v.split()[0]) for k, v in (line.split(":", 1) for line in status.splitlines())
+          if k in ("VmRSS", "RssAnon", "RssFile", "RssShmem")}
+    rss = {"total": kb["VmRSS"] / 1024, "private": (kb["RssAnon"] + kb["RssFile"]) / 1024,
+           "shared_memory": kb["RssShmem"] / 1024}
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def onset_errors(got, tempo: float) -> np.ndarray:
+    pulses = np.array([t for t, m in got if m[0] == 0xF8])
+    if len(pulses) < 48:
+        raise SystemExit("too few clock pulses received to fit the grid")
+    k = np.arange(len(pulses))
+    slope, origin = np.polyfit(k, pulses, 1)  # seconds per pulse, time of the first pulse
+    spb = slope * 24
+    ons = np.array([t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0])
+    beats = (ons - origin) / spb
+    grid = np.round(beats * 12) / 12
+    return (ons - (origin + grid * spb)) * 1000, 60.0 / spb
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=60.0)
+    parser.add_argument("--tempo", type=float, default=160.0)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    model = ["--model", args.model] if args.model else []
+    server = f"jazzd-bench-{os.getpid()}"
+    jack = start_jack(server)
+    tmp = Path(tempfile.mkdtemp(prefix="jazzd-bench-"))
+    out: dict = {"bench": "timing", "jack": {"rate": RATE, "period": PERIOD, "period_ms": PERIOD / RATE * 1000}}
+    try:
+        proc, ready_s, _sock = start_jazzd(tmp, server, ["--mode", "duet", "--clock-out", "--tempo",
+                                                         str(args.tempo), *model])
+        kbd, rec = clients(server)
+        chord = [[0x90, n, 70] for n in (50, 53, 57)]
+        rss0, cpu0 = proc_stats(proc.pid)
+        got = record(rec, args.seconds, [(0.01, lambda: [kbd.send_message(m) for m in chord])])
+        rss1, cpu1 = proc_stats(proc.pid)
+        errors, fitted = onset_errors(got, args.tempo)
+        period_ms = PERIOD / RATE * 1000
+        abs_err = np.abs(errors)
+        out["duet"] = {
+            "seconds": args.seconds, "tempo_bpm": args.tempo, "fitted_tempo_bpm": round(fitted, 3),
+            "notes": len(errors),
+            "onset_error_ms": {"median": round(float(np.median(abs_err)), 3),
+                               "p99": round(float(np.percentile(abs_err, 99)), 3),
+                               "max": round(float(abs_err.max()), 3)},
+            "onset_error_periods": {"median": round(float(np.median(abs_err)) / period_ms, 2),
+                                    "p99": round(float(np.percentile(abs_err, 99)) / period_ms, 2)},
+            "start_to_ready_s": round(ready_s, 3),
+            "rss_mb": {k: round(v, 1) for k, v in rss1.items()},
+            "rss_growth_mb": round(rss1["total"] - rss0["total"], 2),
+            "cpu_percent": round((cpu1 - cpu0) / args.seconds * 100, 1),
+        }
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        del kbd, rec
+
+        proc, _ready, _sock = start_jazzd(tmp, server, ["--mode", "call", "--tempo", "120", *model])
+        kbd, rec = clients(server)
+        spb = 0.5
+        sends = [(0.05, lambda m=m: kbd.send_message(m)) for m in chord]
+        call = [60, 62, 64, 65, 67, 65, 64, 62]
+        for i, p in enumerate(call):
+            sends += [(0.3 + i * spb, lambda p=p: kbd.send_message([0x90, p, 100])),
+                      (0.3 + i * spb + 0.4, lambda p=p: kbd.send_message([0x80, p, 0]))]
+        start = time.monotonic()
+        got = record(rec, 8.0, sends)
+        first = min(t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0) - start
+        call_end = 0.3 + 7 * spb + 0.4
+        out["call"] = {"tempo_bpm": 120, "call_end_s": call_end, "first_answer_note_s": round(first, 4),
+                       "gap_after_call_beats": round((first - call_end) / spb, 3),
+                       "due_within_beats": "1 beat of silence + at most 1 beat to the next beat"}
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    finally:
+        jack.send_signal(signal.SIGTERM)
+        jack.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                      "load_average_1min": os.getloadavg()[0]}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
