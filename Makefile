@@ -11,7 +11,7 @@ APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps
 
 .PHONY: run test deps venv lint bench clean
 
-run: venv
+run: $(BIN)/.installed-run
 	$(BIN)/jazzd run $(ARGS)
 
 test: deps venv
@@ -31,17 +31,29 @@ deps:
 
 venv: $(BIN)/.installed
 
+# The daemon needs only numpy, mido and python-rtmidi; the tests also take the train
+# extra (TensorFlow, for the Keras parity and trainer tests).
+$(BIN)/.installed-run: pyproject.toml
+	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e .
+	touch $@
+
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[train,test]'
-	touch $@
+	touch $@ $(BIN)/.installed-run
 
 lint: venv
 	$(BIN)/ruff check jazzd tests bench
 
 bench: venv
 	$(BIN)/python bench/ingest.py
+	$(BIN)/python bench/step.py
+	$(BIN)/python bench/engine.py
+	$(BIN)/python bench/timing.py
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
