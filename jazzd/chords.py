@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from .errors import ChordSymbolError
-from .pitch import ACCIDENTALS, DEFAULT_NAMES, DEFAULT_SPELLING, LETTER_PC, LETTERS
+from .pitch import ACCIDENTALS, DEFAULT_NAMES, LETTER_PC, LETTERS
 
 # Tonics music21's `derive` tries, in its order; on a tie in matches the highest wins.
 _DERIVE_TONICS = ("C", "C#", "D-", "D", "D#", "E-", "E", "F", "F#", "G", "G#", "A", "B-", "B", "C-")
@@ -239,11 +239,6 @@ def _parse_quality(rest: str, symbol: str) -> tuple[int, ...]:
     return tuple(dict.fromkeys(intervals))
 
 
-def chord_name(chord: Chord) -> str:
-    """A readable name for a chord (its symbol if it came from one)."""
-    return str(chord)
-
-
 def spelled_chord(pitch_names, quality: str, symbol: str = "") -> Chord:
     """A chord given as spelled pitch names with octaves ('E-4', 'G#2') and a quality.
 
@@ -259,8 +254,3 @@ def spelled_chord(pitch_names, quality: str, symbol: str = "") -> Chord:
         pcs.append((LETTER_PC[letter] + alter) % 12)
     return Chord(root=pcs[-1] if pcs else 0, pcs=frozenset(pcs), quality=quality,
                  symbol=symbol, names=frozenset(names), derive_pcs=tuple(pcs))
-
-
-def default_spelled(pc: int) -> tuple[int, int]:
-    """(letter, alteration) of a pitch class under the default spelling."""
-    return DEFAULT_SPELLING[pc % 12]

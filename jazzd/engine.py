@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -83,8 +83,6 @@ class Stats:
     answers: int = 0
     interrupted: int = 0
     ignored_calls: int = 0
-    dropped_events: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 class Engine:

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .bundle import Bundle, load_bundle
-from .features import chord_class
+from .features import chord_class_of
 from .ngram import Trigram
 from .runtime import Runtime
 
@@ -55,7 +55,7 @@ def evaluate_sources(model_path, sources, fmt: str = "auto", split: str | None =
             continue
         name, values, _onsets, chord_keys, positions = read_piece(path, f)
         ids = np.array(bundle.vocab.encode(values), dtype=np.int32)
-        chords = [chord_class(None) if not key[2] else _class_of_key(key) for key in chord_keys]
+        chords = [chord_class_of(root, mask) for _symbol, root, mask, _quality in chord_keys]
         pieces.append((ids, np.array(positions, np.int32), np.array(chords, np.int32)))
         names.append(name)
     result = evaluate_ids(bundle, pieces)
@@ -66,10 +66,3 @@ def evaluate_sources(model_path, sources, fmt: str = "auto", split: str | None =
     else:
         result["baseline"] = None
     return result
-
-
-def _class_of_key(key) -> int:
-    from .features import chord_class_of
-
-    _symbol, root, mask, _quality = key
-    return chord_class_of(root, mask)

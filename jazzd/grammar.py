@@ -245,11 +245,6 @@ def realize(values: Sequence[Value | str], chord_for, start: float, end: float,
     return notes, prev_midi
 
 
-def window_of(prev_midi: int, midi: int) -> tuple[str, str]:
-    """Public alias of the window computation (names of upper and lower interval)."""
-    return window_names(prev_midi, midi)
-
-
 __all__ = [
     "MIN_DUR",
     "NOTE_TYPES",
@@ -266,5 +261,4 @@ __all__ = [
     "iter_bar",
     "parse_value",
     "realize",
-    "window_of",
 ]
