@@ -214,13 +214,16 @@ def test_an_external_midi_clock_sets_the_tempo(session):
     assert len(ons) > 6
     # Onsets lie on the grid of the clock as it was actually sent (a line fitted to the
     # pulses' send times: this test's own sending jitters by a millisecond or two), in
-    # twelfths of a 150 bpm beat: most within a JACK period or two, all within 1/24 beat.
+    # twelfths of a 150 bpm beat: all within 1/24 beat.
     k = np.arange(len(s.sent_at))
     spp, origin = np.polyfit(k[1:], np.array(s.sent_at[1:]), 1)  # skip the Start byte
     assert 60.0 / (spp * 24) == pytest.approx(bpm, rel=0.01)
     beats = (np.array(ons) - (origin + spp)) / (spp * 24)  # the first pulse (k = 1) is beat 0
     off_ms = np.abs(beats * 12 - np.round(beats * 12)) / 12 * spp * 24 * 1000
-    assert np.median(off_ms) < 3.0 and off_ms.max() < 60.0 / bpm / 24 * 1000
+    # Two JACK hops (keyboard -> jazzd -> recorder, 1.33 ms periods) make a constant
+    # latency of about 3 ms; around it the notes are steady.
+    assert np.median(off_ms) < 6.0 and np.percentile(off_ms, 90) - np.median(off_ms) < 4.0
+    assert off_ms.max() < 60.0 / bpm / 24 * 1000
     s.play([(0.0, [0xFC])], 0.5)  # transport Stop: every note is released
     assert hanging(s.notes()) == set()
     assert s.stop() == 0
