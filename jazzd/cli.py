@@ -100,12 +100,11 @@ def _cmd_generate(args) -> int:
 
 def _prime(soloist, path) -> None:
     """Teacher-force the values of a played call (a MIDI file) into the soloist."""
+    from .grammar import iter_bar
     from .ingest.midi import read
 
     piece = read(path)
     for bar in piece.bars:
-        from .grammar import iter_bar
-
         for k, (el, chord, value) in enumerate(iter_bar(bar.elements, bar.chords)):
             soloist.hear(value, el.offset - bar.start, k == 0, chord, el.midi)
 

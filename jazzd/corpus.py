@@ -97,10 +97,13 @@ class Corpus:
                    manifest["chord_table"], arrays["positions"], manifest["stats"], manifest["meta"])
 
     def chord_classes(self) -> np.ndarray:
-        """The chord class (`jazzd.features.CHORD_CLASSES`) of every token."""
-        table = np.array([chord_class_of(c["root"], c["mask"]) for c in self.chord_table] or [0],
-                         dtype=np.int32)
-        return table[self.chords]
+        """The chord class (`jazzd.features.CHORD_CLASSES`) of every token (computed once)."""
+        cached = self.__dict__.get("_chord_classes")
+        if cached is None:
+            table = np.array([chord_class_of(c["root"], c["mask"]) for c in self.chord_table] or [0],
+                             dtype=np.int32)
+            cached = self.__dict__["_chord_classes"] = table[self.chords]
+        return cached
 
     def split(self, fraction: float, seed: int = 0) -> tuple[list[int], list[int]]:
         """Piece indices (train, validation): a seeded shuffle by piece, never by window."""

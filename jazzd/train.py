@@ -95,12 +95,9 @@ def sequence_windows(corpus: Corpus, vocab: Vocabulary, pieces, seq_len: int, st
     stride = stride or max(seq_len // 2, 1)
     bos = len(vocab)
     xs, ps, cs, ys, ws = [], [], [], [], []
-    chord_cls = corpus.chord_classes()
     for i in pieces:
-        lo, hi = corpus.offsets[i], corpus.offsets[i + 1]
-        ids = np.array(vocab.encode(corpus.piece_values(i)), dtype=np.int32)
+        ids, pos, chd = piece_arrays(corpus, vocab, i)
         inputs = np.concatenate([[bos], ids[:-1]])
-        pos, chd = corpus.positions[lo:hi].astype(np.int32), chord_cls[lo:hi]
         for start in range(0, max(len(ids) - seq_len, 0) + stride, stride):
             end = min(start + seq_len, len(ids))
             if end <= start:
@@ -122,8 +119,7 @@ def sequence_windows(corpus: Corpus, vocab: Vocabulary, pieces, seq_len: int, st
 
 def seed_arrays(corpus: Corpus, vocab: Vocabulary, cfg: dict):
     """The seed's 60 windows as (inputs, targets, weights), from its one-hot X and Y."""
-    tokens = np.array(vocab.encode(corpus.piece_values(0) if len(corpus) == 1 else
-                                   [v for i in range(len(corpus)) for v in corpus.piece_values(i)]))
+    tokens = np.array(vocab.encode([v for i in range(len(corpus)) for v in corpus.piece_values(i)]))
     x, y, starts = seed_windows(tokens, len(vocab), m=cfg["windows"], tx=cfg["seq_len"], seed=cfg["seed"])
     bos = len(vocab)
     inputs = np.where(x.any(-1), x.argmax(-1), bos).astype(np.int32)  # all-zero step = BOS
