@@ -43,14 +43,17 @@ log = logging.getLogger("jazzd")
 POLL_S = 0.001          # input is polled at least this often
 SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
 START_DELAY_S = 0.25    # the internal clock's first beat, after ready
+CHECK_S = 0.1           # lost and returning ports are looked for this often
+REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
 SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
 
 
 @dataclass
 class Counters:
     received: int = 0
-    dropped: int = 0
+    dropped: int = 0      # input messages dropped, with the reason in `by_reason`
     sent: int = 0
+    unsent: int = 0       # output dropped while the MIDI system was gone
     reloads: int = 0
     rejected_reloads: int = 0
     by_reason: dict = field(default_factory=dict)
@@ -58,6 +61,13 @@ class Counters:
     def drop(self, reason: str) -> None:
         self.dropped += 1
         self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+    def drops_text(self) -> str:
+        """"dropped 12 (malformed 10, other channel 2)", or "dropped 0"."""
+        if not self.dropped:
+            return "dropped 0"
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.by_reason.items(), key=lambda i: -i[1]))
+        return f"dropped {self.dropped} ({reasons})"
 
 
 def engine_settings(cfg: Config) -> Settings:
@@ -97,6 +107,12 @@ class Daemon:
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
         self._wake: float | None = None
         self.model_name = ""
+        self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
+        self.input_pedal: set[int] = set()              # channels with the sustain pedal down
+        self._next_check = 0.0
+        self._next_report = 0.0
+        self._reported = (0, 0)  # (dropped, unsent) when STATUS and the log last said so
+        self.port_state = "ok"
 
     # --- start-up -------------------------------------------------------------------------
     def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
@@ -141,8 +157,10 @@ class Daemon:
         return self.follower.tempo or 0.0
 
     def status_text(self) -> str:
+        ports = "" if self.port_state == "ok" else f", {self.port_state}"
         return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
-                f"temperature {self.engine.settings.temperature:.1f}, dropped {self.counters.dropped}")
+                f"temperature {self.engine.settings.temperature:.1f}{ports}, "
+                f"{self.counters.drops_text()}")
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -169,11 +187,11 @@ class Daemon:
         if self.clock is not None:
             for tick in self.clock.poll(now):
                 self._apply(self.engine.tick(tick))
-                self._beat_done(now)
         if self._wake is not None and now >= self._wake:
             self._wake = None
             self._apply(self.engine.wake(now))
         self._send_due(time.monotonic())
+        self._alive(now)
 
     def _send_due(self, now: float) -> None:
         if self.out_clock is not None:
@@ -182,23 +200,92 @@ class Daemon:
         for ev in self.schedule.due(now):
             self._send_out(ev)
 
-    def _beat_done(self, now: float) -> None:
-        if self.cfg.system.watchdog and self.notifier.watchdog_due(now):
-            self.notifier.watchdog(now)
+    def _alive(self, now: float) -> None:
+        """Ping the watchdog from the loop itself, and only while the beat clock is on
+        time: a stalled loop or a clock that stopped ticking ends the pings (a stopped
+        external transport does not: then there is no beat to keep)."""
+        if not (self.cfg.system.watchdog and self.notifier.watchdog_due(now)):
+            return
+        if self.clock is not None and now - self.clock.next_tick_time() > 60.0 / self.clock.tempo:
+            return
+        self.notifier.watchdog(now)
 
     def _wait(self) -> None:
         """Sleep until the next input poll, or until just before an output deadline and
-        spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here)."""
+        spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here).
+        Port checks and reports use the slack when a deadline is not close."""
         now = time.monotonic()
         deadlines = [self.schedule.next_time(), self._wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
+        if due - now > 4 * SPIN_S:
+            if now >= self._next_check:
+                self._next_check = now + CHECK_S
+                self._check_ports(now)
+            elif now >= self._next_report:
+                self._next_report = now + REPORT_S
+                self._report()
+            now = time.monotonic()
         if due - now > SPIN_S:
             time.sleep(min(POLL_S, due - now - SPIN_S))
             return
         while time.monotonic() < due:
             pass
+
+    # --- ports that come and go ---------------------------------------------------------------
+    def _check_ports(self, now: float) -> None:
+        for change in self.ports.check():
+            self._port_change(change, now)
+
+    def _port_change(self, change: str, now: float) -> None:
+        ports = self.ports
+        if change == "server lost":
+            log.error("the JACK server stopped: jazzd keeps its beat and reopens its ports "
+                      "when the server is back")
+            self._release_player(now)
+            self.sounding.clear()  # every connection went with the server
+            self.port_state = "JACK server lost"
+        elif change == "server back":
+            log.warning("the JACK server is back: %s", ports.description())
+            self.port_state = "ok"
+        elif change == "input lost":
+            log.warning("MIDI input %s disappeared: the player's keys are released; "
+                        "reconnecting when it returns", ports.input_name)
+            self._release_player(now)
+            self.port_state = f"input {ports.input_name} lost"
+        elif change == "output lost":
+            log.warning("MIDI output %s disappeared: reconnecting when it returns",
+                        ports.output_name)
+            self.port_state = f"output {ports.output_name} lost"
+        else:  # "input back", "output back"
+            log.warning("MIDI %s %s is back: reconnected", change.split()[0],
+                        ports.input_name if change.startswith("input") else ports.output_name)
+            self.port_state = "ok" if all(ports.connected) else self.port_state
+        self.notifier.status(self.status_text())
+
+    def _release_player(self, now: float) -> None:
+        """The keys the player held (and the pedal) are up: their port went away."""
+        for ch, note in sorted(self.input_held):
+            self._apply(self.engine.feed(NoteOff(now, note, ch)))
+        for ch in sorted(self.input_pedal):
+            self._apply(self.engine.feed(Control(now, SUSTAIN, 0, ch)))
+        self.input_held.clear()
+        self.input_pedal.clear()
+
+    def _report(self) -> None:
+        """New drops since the last report go to STATUS and, once, to the log."""
+        c = self.counters
+        if (c.dropped, c.unsent) == self._reported:
+            return
+        new_dropped, new_unsent = c.dropped - self._reported[0], c.unsent - self._reported[1]
+        self._reported = (c.dropped, c.unsent)
+        if new_dropped:
+            log.warning("dropped %d input messages (%s in all so far)", new_dropped,
+                        c.drops_text())
+        if new_unsent:
+            log.warning("%d messages could not be sent: the MIDI system is gone", new_unsent)
+        self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
         if plan.cancel_from is not None or plan.events:
@@ -234,7 +321,12 @@ class Daemon:
             on = kind == 0x90 and velocity > 0
             if self.cfg.midi.thru:
                 self._thru(on, note, velocity)
-            event = NoteOn(now, note, velocity, channel) if on else NoteOff(now, note, channel)
+            if on:
+                self.input_held.add((channel, note))
+                event = NoteOn(now, note, velocity, channel)
+            else:
+                self.input_held.discard((channel, note))
+                event = NoteOff(now, note, channel)
             self._apply(self.engine.feed(event))
         elif kind == 0xB0:
             self._control(channel, data[1], data[2], now)
@@ -247,7 +339,6 @@ class Daemon:
         for ev in self.follower.feed(now, data):
             if isinstance(ev, Tick):
                 self._apply(self.engine.tick(ev))
-                self._beat_done(now)
             elif isinstance(ev, TransportStop):
                 self.silence(now)
             elif isinstance(ev, TransportStart | TransportContinue):
@@ -257,6 +348,7 @@ class Daemon:
         c = self.cfg.control
         s = self.engine.settings
         if number == SUSTAIN:
+            (self.input_pedal.add if value >= 64 else self.input_pedal.discard)(channel)
             self._apply(self.engine.feed(Control(now, number, value, channel)))
         elif number == c.temperature_cc:
             s.temperature = round(value / 127 * 3.0, 3)
@@ -293,8 +385,10 @@ class Daemon:
     # --- output ----------------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
         try:
-            self.ports.send(data)
-            self.counters.sent += 1
+            if self.ports.send(data):
+                self.counters.sent += 1
+            else:
+                self.counters.unsent += 1
         except JazzdError as err:
             log.error("cannot send: %s", err)
 

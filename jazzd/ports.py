@@ -13,6 +13,7 @@ delay them.  Backend errors are translated into `PortError` at this edge.
 from __future__ import annotations
 
 import os
+import socket
 import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -66,6 +67,26 @@ def _jack_server_name() -> str:
     return os.environ.get("JACK_DEFAULT_SERVER") or "default"
 
 
+def jack_server_socket(name: str | None = None) -> str:
+    """Where a jack2 server listens for its clients (/dev/shm/jack_<name>_<uid>_0)."""
+    return f"/dev/shm/jack_{name or _jack_server_name()}_{os.getuid()}_0"
+
+
+def server_listening(path: str) -> bool:
+    """True when a server accepts connections on the Unix socket `path`.
+
+    rtmidi does not tell its clients that the JACK server went away (their port lists
+    stay as they were), so jazzd asks the server's socket: a connect and a close, about
+    20 us, silent on the server's side.
+    """
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        try:
+            probe.connect(path)
+        except OSError:
+            return False
+    return True
+
+
 def _candidates(backend: str) -> list[str]:
     if backend not in BACKENDS:
         raise PortError(f"unknown MIDI backend {backend!r}: use one of {', '.join(BACKENDS)}")
@@ -104,7 +125,8 @@ def _new_clients(backend: str, client_name: str) -> tuple[rtmidi.MidiIn, rtmidi.
     try:
         midi_in = rtmidi.MidiIn(api, name=client_name, queue_size_limit=QUEUE_SIZE)
         midi_out = rtmidi.MidiOut(api, name=client_name)
-    except (rtmidi.RtMidiError, OSError, RuntimeError) as err:
+    except (rtmidi.RtMidiError, OSError, RuntimeError, SystemError) as err:
+        # (python-rtmidi raises SystemError when the JACK server is not running)
         if midi_in is not None:
             midi_in.delete()
         if backend == "jack":
@@ -240,26 +262,35 @@ def open_ports(backend: str = "auto", client_name: str = "jazzd",
         raise
 
 
-def _open(backend, client_name, midi_in, midi_out, input, output) -> MidiPorts:
+def _resolve(spec, ports: list[str], kind: str, backend: str, absent_ok: bool) -> str | None:
+    if spec in (None, ""):
+        return None
+    if absent_ok and spec not in ports:  # a port lost before: wait for it by its name
+        return str(spec)
+    return ports[find_port(spec, ports, kind, backend)]
+
+
+def _open(backend, client_name, midi_in, midi_out, input, output,
+          absent_ok: bool = False) -> MidiPorts:
     sources, sinks = midi_in.get_ports(), midi_out.get_ports()
     # Resolve both before creating any port, so a name cannot match jazzd's own ports.
-    source = None if input in (None, "") else sources[find_port(input, sources, "input",
-                                                                  backend)]
-    sink = None if output in (None, "") else sinks[find_port(output, sinks, "output", backend)]
+    source = _resolve(input, sources, "input", backend, absent_ok)
+    sink = _resolve(output, sinks, "output", backend, absent_ok)
+    connected = [True, True]
     try:
         if source is None:
             midi_in.open_virtual_port(VIRTUAL_INPUT)
             input_name = _discover(midi_out.get_ports, sinks, VIRTUAL_INPUT,
                                    f"{client_name}:{VIRTUAL_INPUT}")
         else:
-            midi_in.open_port(midi_in.get_ports().index(source), VIRTUAL_INPUT)
+            connected[0] = _open_named(midi_in, source, VIRTUAL_INPUT)
             input_name = source
         if sink is None:
             midi_out.open_virtual_port(VIRTUAL_OUTPUT)
             output_name = _discover(midi_in.get_ports, sources, VIRTUAL_OUTPUT,
                                     f"{client_name}:{VIRTUAL_OUTPUT}")
         else:
-            midi_out.open_port(midi_out.get_ports().index(sink), VIRTUAL_OUTPUT)
+            connected[1] = _open_named(midi_out, sink, VIRTUAL_OUTPUT)
             output_name = sink
     except ValueError as err:  # the port vanished between listing and opening
         raise PortError(f"a MIDI port disappeared while jazzd opened it: {err}") from err
@@ -269,8 +300,22 @@ def _open(backend, client_name, midi_in, midi_out, input, output) -> MidiPorts:
                         f"{fix}") from err
     # Receive SysEx and MIDI clock (0xF8, start/stop); drop only active sensing.
     midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
+    server = jack_server_socket() if backend == "jack" else None
     return MidiPorts(backend, midi_in, midi_out, input_name, output_name,
-                     input_virtual=source is None, output_virtual=sink is None)
+                     input_virtual=source is None, output_virtual=sink is None,
+                     client_name=client_name, connected=connected,
+                     server_socket=server if server and os.path.exists(server) else None)
+
+
+def _open_named(client, name: str, port: str) -> bool:
+    """Open our port connected to the port called `name`; if that port is not there
+    (any more), open ours unconnected and return False."""
+    ports = client.get_ports()
+    if name not in ports:
+        client.open_virtual_port(port)
+        return False
+    client.open_port(ports.index(name), port)
+    return True
 
 
 @dataclass(eq=False)
@@ -290,6 +335,12 @@ class MidiPorts:
     input_virtual: bool = True
     output_virtual: bool = True
     pending: bool = False
+    client_name: str = "jazzd"
+    # For the input and the output: connected to its named port now (virtual: always).
+    connected: list[bool] = field(default_factory=lambda: [True, True])
+    # The JACK server's socket, watched by `check` (None: not JACK, or not jack2).
+    server_socket: str | None = None
+    offline: bool = False  # the MIDI system went away; `check` reopens when it is back
 
     def poll(self, max_messages: int = POLL_LIMIT) -> list[tuple[bytes, float]]:
         """Take up to `max_messages` waiting messages, oldest first, without blocking.
@@ -310,15 +361,81 @@ class MidiPorts:
         self.pending = True
         return out
 
-    def send(self, message: bytes) -> None:
-        """Send one complete MIDI message (rtmidi queues it; JACK sends it next period)."""
+    def send(self, message: bytes) -> bool:
+        """Send one complete MIDI message (rtmidi queues it; JACK sends it next period).
+        False while the MIDI system is gone (see `check`): the message is dropped."""
         if self._out is None:
+            if self.offline:
+                return False
             raise PortError("the MIDI ports are closed")
         self._out.send_message(message)
+        return True
+
+    def check(self) -> list[str]:
+        """Notice what came and went since the last check; reconnect by name.
+
+        Returns the changes, each one of "server lost", "server back", "input lost",
+        "input back", "output lost", "output back" ("input"/"output" only for ports jazzd
+        connected to; peers of its virtual ports come and go freely).  When the JACK
+        server goes, the clients are closed at once (closing them after a new server
+        has started can crash libjack) and `poll` and `send` idle until it is back.
+        A port that vanishes and returns between two checks is not noticed.  Call it
+        from the loop's slack: about 0.1 ms here.
+        """
+        changes: list[str] = []
+        if self.server_socket is not None:
+            alive = server_listening(self.server_socket)
+            if not self.offline and not alive:
+                _close_clients(self._in, self._out)
+                self._in = self._out = None
+                self.offline, self.connected = True, [False, False]
+                return ["server lost"]
+            if self.offline:
+                if not alive or not self._reopen():
+                    return changes
+                changes.append("server back")
+        for k, (client, virtual, name) in enumerate(
+                ((self._in, self.input_virtual, self.input_name),
+                 (self._out, self.output_virtual, self.output_name))):
+            if virtual:
+                continue
+            kind = ("input", "output")[k]
+            present = name in client.get_ports()
+            if self.connected[k] and not present:
+                self.connected[k] = False
+                changes.append(f"{kind} lost")
+            elif not self.connected[k] and present:
+                client.close_port()
+                self.connected[k] = _open_named(client, name, (VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
+                if self.connected[k]:
+                    changes.append(f"{kind} back")
+        return changes
+
+    def _reopen(self) -> bool:
+        """New clients and ports on the returned server, asking for the same names."""
+        try:
+            midi_in, midi_out = _new_clients(self.backend, self.client_name)
+        except _Unusable:
+            return False
+        try:
+            fresh = _open(self.backend, self.client_name, midi_in, midi_out,
+                          None if self.input_virtual else self.input_name,
+                          None if self.output_virtual else self.output_name, absent_ok=True)
+        except (PortError, rtmidi.RtMidiError, SystemError):
+            _close_clients(midi_in, midi_out)
+            return False
+        self._in, self._out, fresh._in, fresh._out = fresh._in, fresh._out, None, None
+        self.offline, self.connected = False, fresh.connected
+        if self.input_virtual:
+            self.input_name = fresh.input_name
+        if self.output_virtual:
+            self.output_name = fresh.output_name
+        return True
 
     def close(self) -> None:
         """Close both ports and leave the MIDI system; safe to call twice."""
         clients, self._in, self._out = (self._in, self._out), None, None
+        self.offline = False
         _close_clients(*clients)
 
     def description(self) -> str:

@@ -37,4 +37,5 @@ def wjd_dir() -> Path:
 
 
 # A private JACK server on the dummy backend, for every test module that asks for it.
+from .daemonsession import session  # noqa: E402, F401
 from .jackserver import jack_server  # noqa: E402, F401

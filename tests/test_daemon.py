@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,143 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from .daemonsession import SPB, call_messages, hanging
 from .tinymodel import make_bundle
 
 pytestmark = pytest.mark.jack
-TEMPO = 120.0
-SPB = 60.0 / TEMPO
-
-
-class Session:
-    """A jazzd process plus a keyboard (into jazzd:in) and a recorder (from jazzd's out)."""
-
-    def __init__(self, jack_server, tmp_path, *args, model_flag=True):
-        self.tmp = tmp_path
-        self.notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.notify.bind(str(tmp_path / "notify"))
-        self.notify.settimeout(0.2)
-        self.model = make_bundle(tmp_path / "tiny.npz")
-        env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "JACK_NO_START_SERVER": "1",
-               "JACK_DEFAULT_SERVER": jack_server.name, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-               "OPENBLAS_NUM_THREADS": "1"}
-        cmd = [sys.executable, "-m", "jazzd", "run", "--backend", "jack", "--tempo", str(TEMPO),
-               *(["--model", str(self.model)] if model_flag else []), *args]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        self.messages: list[str] = []
-        self.wait_for("READY=1", 15.0)
-        self.ready_line = self.proc.stdout.readline()
-        self.kbd = jack_server.client("out", "kbd")
-        self.rec = jack_server.client("in", "rec")
-        self.rec.ignore_types(sysex=True, timing=False, active_sense=True)
-        self.kbd.open_port(_index(self.kbd.get_ports(), "jazzd:in"))
-        self.rec.open_port(_index(self.rec.get_ports(), ":out", "jazzd"))
-        self.received: list[tuple[float, bytes]] = []
-
-    def wait_for(self, text: str, timeout: float) -> str:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                msg = self.notify.recv(4096).decode()
-            except TimeoutError:
-                if self.proc.poll() is not None:  # nothing more will come
-                    pytest.fail(f"jazzd exited {self.proc.returncode} before {text!r}: {self.proc.stderr.read()}")
-                continue
-            self.messages.append(msg)
-            if text in msg:
-                return msg
-        pytest.fail(f"no {text!r} from jazzd within {timeout} s; got {self.messages}")
-
-    def drain(self) -> list[str]:
-        """Every notification that arrived and was not read yet."""
-        self.notify.setblocking(False)
-        try:
-            while True:
-                self.messages.append(self.notify.recv(4096).decode())
-        except BlockingIOError:
-            pass
-        finally:
-            self.notify.settimeout(0.2)
-        return self.messages
-
-    def play(self, sends: list[tuple[float, list[int]]], duration: float) -> None:
-        """Send each message at its time (seconds from now) and record for `duration`."""
-        start = time.monotonic()
-        pending = sorted(sends, key=lambda s: s[0])
-        self.sent_at = []
-        while (now := time.monotonic()) - start < duration:
-            while pending and pending[0][0] <= now - start:
-                self.kbd.send_message(pending.pop(0)[1])
-                self.sent_at.append(time.monotonic() - start)
-            while (item := self.rec.get_message()) is not None:
-                self.received.append((time.monotonic() - start, bytes(item[0])))
-            time.sleep(0.0005)
-
-    def notes(self):
-        """(time, on?, note) of the note messages received."""
-        out = []
-        for t, m in self.received:
-            if m[0] & 0xF0 in (0x80, 0x90):
-                out.append((t, m[0] & 0xF0 == 0x90 and m[2] > 0, m[1]))
-        return out
-
-    def stop(self, sig=signal.SIGTERM) -> int:
-        """Signal jazzd and record until it exits; `stop_received` holds (seconds after the
-        signal, message) of what came after it."""
-        self.proc.send_signal(sig)
-        t0 = time.monotonic()
-        self.stop_received: list[tuple[float, bytes]] = []
-        while self.proc.poll() is None and time.monotonic() - t0 < 10:
-            while (item := self.rec.get_message()) is not None:
-                self.stop_received.append((time.monotonic() - t0, bytes(item[0])))
-            time.sleep(0.0005)
-        time.sleep(0.1)
-        while (item := self.rec.get_message()) is not None:
-            self.stop_received.append((time.monotonic() - t0, bytes(item[0])))
-        self.received += self.stop_received
-        return self.proc.wait(5)
-
-    def close(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-        self.notify.close()
-
-
-def _index(ports: list[str], *parts: str) -> int:
-    hits = [i for i, p in enumerate(ports) if all(x in p for x in parts)]
-    assert hits, f"no port with {parts} in {ports}"
-    return hits[0]
-
-
-def hanging(notes) -> set[int]:
-    sounding: dict[int, int] = {}
-    for _t, on, note in notes:
-        sounding[note] = sounding.get(note, 0) + (1 if on else -1)
-        sounding[note] = max(sounding[note], 0)
-    return {n for n, c in sounding.items() if c}
-
-
-@pytest.fixture
-def session(jack_server, tmp_path):
-    made = []
-
-    def start(*args, **kwargs):
-        s = Session(jack_server, tmp_path, *args, **kwargs)
-        made.append(s)
-        return s
-    yield start
-    for s in made:
-        s.close()
-
-
-CALL = [60, 62, 64, 65, 67, 65, 64, 62]
-
-
-def call_messages(start: float = 0.3):
-    sends = [(0.05, [0x90, 48, 70]), (0.05, [0x90, 52, 70]), (0.05, [0x90, 55, 70])]  # C major below the split
-    for i, p in enumerate(CALL):
-        sends += [(start + i * SPB, [0x90, p, 100]), (start + i * SPB + 0.8 * SPB, [0x80, p, 0])]
-    return sends
 
 
 def test_it_answers_a_played_call_from_the_next_beat_and_stops_cleanly(session):
