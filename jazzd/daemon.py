@@ -111,8 +111,9 @@ class Daemon:
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
         self._next_report = 0.0
-        self._reported = (0, 0)  # (dropped, unsent) when STATUS and the log last said so
+        self._reported = (0, 0, 0)  # (dropped, unsent, queue full) as last reported
         self.port_state = "ok"
+        self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
 
     # --- start-up -------------------------------------------------------------------------
     def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
@@ -124,14 +125,15 @@ class Daemon:
         rng = np.random.default_rng(seed)
         return Engine(runtime, rng, engine_settings(cfg), progression=progression)
 
-    def start(self, now: float | None = None) -> str:
-        """Load the model, open the ports, start the clock; returns the ready line."""
+    def start(self, now: float | None = None, ports=None) -> str:
+        """Load the model, open the ports (or use `ports`: anything with MidiPorts'
+        poll/send/check/close/description), start the clock; returns the ready line."""
         cfg = self.cfg
         path = model_path(cfg)
         self.engine = self._build_engine(cfg, path)
         self.model_name = path.name
         m = cfg.midi
-        self.ports = open_ports(m.backend, m.client_name, m.input or None, m.output or None)
+        self.ports = ports or open_ports(m.backend, m.client_name, m.input or None, m.output or None)
         now = time.monotonic() if now is None else now
         if cfg.clock.source == "internal":
             self.clock = InternalClock(cfg.clock.tempo, now + START_DELAY_S, cfg.clock.beats_per_bar)
@@ -190,7 +192,7 @@ class Daemon:
         if self._wake is not None and now >= self._wake:
             self._wake = None
             self._apply(self.engine.wake(now))
-        self._send_due(time.monotonic())
+        self._send_due(self.monotonic())
         self._alive(now)
 
     def _send_due(self, now: float) -> None:
@@ -276,15 +278,18 @@ class Daemon:
     def _report(self) -> None:
         """New drops since the last report go to STATUS and, once, to the log."""
         c = self.counters
-        if (c.dropped, c.unsent) == self._reported:
+        counts = (c.dropped, c.unsent, self.schedule.dropped)
+        if counts == self._reported:
             return
-        new_dropped, new_unsent = c.dropped - self._reported[0], c.unsent - self._reported[1]
-        self._reported = (c.dropped, c.unsent)
-        if new_dropped:
-            log.warning("dropped %d input messages (%s in all so far)", new_dropped,
-                        c.drops_text())
-        if new_unsent:
-            log.warning("%d messages could not be sent: the MIDI system is gone", new_unsent)
+        new = [a - b for a, b in zip(counts, self._reported, strict=True)]
+        self._reported = counts
+        if new[0]:
+            log.warning("dropped %d input messages (%s in all so far)", new[0], c.drops_text())
+        if new[1]:
+            log.warning("%d messages could not be sent: the MIDI system is gone", new[1])
+        if new[2]:
+            log.warning("the output queue is full (%d events): dropped %d notes",
+                        self.schedule.limit, new[2])
         self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
