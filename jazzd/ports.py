@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import sys
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
@@ -43,6 +45,8 @@ VIRTUAL_OUTPUT = "out"
 QUEUE_SIZE = 4096
 # At most this many messages per `poll`, so that a flood cannot starve the loop.
 POLL_LIMIT = 1024
+# A returning JACK server's socket must stand this long before jazzd reconnects.
+SERVER_SETTLE_S = 0.5
 
 # How to fix each backend, for the error paragraph.
 FIXES = {
@@ -72,19 +76,38 @@ def jack_server_socket(name: str | None = None) -> str:
     return f"/dev/shm/jack_{name or _jack_server_name()}_{os.getuid()}_0"
 
 
-def server_listening(path: str) -> bool:
-    """True when a server accepts connections on the Unix socket `path`.
+def jack_server_pid(path: str) -> int | None:
+    """The pid of the server listening on the Unix socket `path` (SO_PEERCRED), or None.
 
-    rtmidi does not tell its clients that the JACK server went away (their port lists
-    stay as they were), so jazzd asks the server's socket: a connect and a close, about
-    20 us, silent on the server's side.
+    One connection, at start-up or after the server came back: the server handles each
+    connection in its own time, so probing the socket while playing disturbs JACK (clock
+    pulses came up to 20 ms late here when probed every 0.1 s).
     """
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
         try:
             probe.connect(path)
-        except OSError:
-            return False
-    return True
+            raw = probe.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        except (OSError, AttributeError):
+            return None
+    pid = struct.unpack("3i", raw)[0]
+    return pid or None  # 0: the server lives in another pid namespace
+
+
+def process_alive(pid: int) -> bool:
+    """True while process `pid` runs (a zombie does not): one read of /proc, ~10 us."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            state = f.read().rsplit(b")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _inode(path: str) -> int | None:
+    try:
+        return os.stat(path).st_ino
+    except OSError:
+        return None
 
 
 def _candidates(backend: str) -> list[str]:
@@ -300,11 +323,12 @@ def _open(backend, client_name, midi_in, midi_out, input, output,
                         f"{fix}") from err
     # Receive SysEx and MIDI clock (0xF8, start/stop); drop only active sensing.
     midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
-    server = jack_server_socket() if backend == "jack" else None
-    return MidiPorts(backend, midi_in, midi_out, input_name, output_name,
-                     input_virtual=source is None, output_virtual=sink is None,
-                     client_name=client_name, connected=connected,
-                     server_socket=server if server and os.path.exists(server) else None)
+    ports = MidiPorts(backend, midi_in, midi_out, input_name, output_name,
+                      input_virtual=source is None, output_virtual=sink is None,
+                      client_name=client_name, connected=connected)
+    if backend == "jack":
+        ports.watch_server(jack_server_socket())
+    return ports
 
 
 def _open_named(client, name: str, port: str) -> bool:
@@ -338,9 +362,13 @@ class MidiPorts:
     client_name: str = "jazzd"
     # For the input and the output: connected to its named port now (virtual: always).
     connected: list[bool] = field(default_factory=lambda: [True, True])
-    # The JACK server's socket, watched by `check` (None: not JACK, or not jack2).
+    # The JACK server, watched by `check`: its socket, pid and the socket's inode
+    # (None: not JACK, or a server that is not jack2 or not visible from here).
     server_socket: str | None = None
+    server_pid: int | None = None
+    server_inode: int | None = None
     offline: bool = False  # the MIDI system went away; `check` reopens when it is back
+    _server_seen: float | None = field(default=None, repr=False)
 
     def poll(self, max_messages: int = POLL_LIMIT) -> list[tuple[bytes, float]]:
         """Take up to `max_messages` waiting messages, oldest first, without blocking.
@@ -383,17 +411,26 @@ class MidiPorts:
         from the loop's slack: about 0.1 ms here.
         """
         changes: list[str] = []
-        if self.server_socket is not None:
-            alive = server_listening(self.server_socket)
-            if not self.offline and not alive:
+        if self.server_pid is not None and not self.offline:
+            if not process_alive(self.server_pid):
                 _close_clients(self._in, self._out)
                 self._in = self._out = None
                 self.offline, self.connected = True, [False, False]
                 return ["server lost"]
-            if self.offline:
-                if not alive or not self._reopen():
-                    return changes
-                changes.append("server back")
+        elif self.offline:
+            # A new server makes a new socket.  Clients made while it is still starting
+            # can come up dead (here an output that never delivered, one time in three),
+            # so reopen only once the socket has stood for SERVER_SETTLE_S.
+            if _inode(self.server_socket) in (None, self.server_inode):
+                self._server_seen = None
+                return changes
+            now = time.monotonic()
+            if self._server_seen is None:
+                self._server_seen = now
+            if now - self._server_seen < SERVER_SETTLE_S or not self._reopen():
+                return changes
+            self.watch_server(self.server_socket)
+            changes.append("server back")
         for k, (client, virtual, name) in enumerate(
                 ((self._in, self.input_virtual, self.input_name),
                  (self._out, self.output_virtual, self.output_name))):
@@ -410,6 +447,12 @@ class MidiPorts:
                 if self.connected[k]:
                     changes.append(f"{kind} back")
         return changes
+
+    def watch_server(self, path: str) -> None:
+        """Watch the jack2 server listening at `path` (nothing to watch if none is)."""
+        pid = jack_server_pid(path)
+        self.server_socket = path if pid else None
+        self.server_pid, self.server_inode = pid, _inode(path) if pid else None
 
     def _reopen(self) -> bool:
         """New clients and ports on the returned server, asking for the same names."""

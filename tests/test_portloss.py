@@ -151,7 +151,9 @@ def test_jazzd_survives_a_jack_server_restart_and_reopens_its_ports(tmp_path, mo
         assert status_after(s, "lost", 5.0, absent=True) - t_back < BACK_WITHIN_S
         s.wire(server)
         got = collect(s.rec, 9.0, s.kbd, call_messages())
-        assert note_ons(got), "no answer on the restarted server"
+        if not note_ons(got):
+            s.stop()
+            pytest.fail("no answer on the restarted server: " + s.proc.stderr.read()[-3000:])
         assert s.stop() == 0
         stderr = s.proc.stderr.read()
         assert "the JACK server stopped" in stderr and "the JACK server is back" in stderr

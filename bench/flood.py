@@ -1,0 +1,129 @@
+"""jazzd's timing before, during and after an input flood, in one run, as JSON.
+
+    python bench/flood.py [--rate 10000] [--seconds 10] [--tempo 160] [--model PATH]
+
+On a private JACK server (dummy backend, 64 frames at 48 kHz), `jazzd run` plays duet
+with `--clock-out` while a keyboard client holds a chord; the run has three phases of
+`--seconds` each: idle, flooded (`--rate` messages/s of notes, controllers and MIDI
+clock) and after.  Reports per phase the onset error of jazzd's notes against its own
+clock grid (median, p99, max ms), the p99 ratio flooded/idle (the target is at most 2),
+jazzd's private memory and CPU, and what STATUS says it dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from timing import clients, onset_errors, proc_stats, start_jack, start_jazzd  # noqa: E402
+
+
+def pool(rng, n: int = 4096) -> list[list[int]]:
+    out = []
+    for _ in range(n):
+        k = rng.integers(3)
+        if k == 0:
+            note = int(rng.integers(60, 84))
+            out += [[0x90, note, int(rng.integers(1, 128))], [0x80, note, 0]]
+        elif k == 1:
+            out.append([0xB0, int(rng.choice([1, 7, 11])), int(rng.integers(128))])
+        else:
+            out.append([0xF8])
+    return out
+
+
+def phase(kbd, rec, seconds: float, rate: int, messages) -> tuple[list, int]:
+    """Record for `seconds`, sending `rate` messages/s (0: none); (received, sent)."""
+    got, sent, start = [], 0, time.monotonic()
+    while (elapsed := time.monotonic() - start) < seconds:
+        due = int(elapsed * rate)
+        while sent < due:
+            kbd.send_message(messages[sent % len(messages)])
+            sent += 1
+        while (item := rec.get_message()) is not None:
+            got.append((time.monotonic(), bytes(item[0])))
+        time.sleep(0.0005 if rate else 0.0002)
+    return got, sent
+
+
+def summary(errors: np.ndarray) -> dict:
+    e = np.abs(errors)
+    return {"notes": len(e), "median_ms": round(float(np.median(e)), 3),
+            "p99_ms": round(float(np.percentile(e, 99)), 3), "max_ms": round(float(e.max()), 3)}
+
+
+def is_on(m: bytes) -> bool:
+    return m[0] & 0xF0 == 0x90 and m[2] > 0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rate", type=int, default=10_000, help="flood messages per second")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
+    parser.add_argument("--tempo", type=float, default=160.0)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    server = f"jazzd-flood-{os.getpid()}"
+    jack = start_jack(server)
+    tmp = Path(tempfile.mkdtemp(prefix="jazzd-flood-"))
+    out: dict = {"bench": "flood", "rate_per_s": args.rate, "phase_s": args.seconds, "tempo_bpm": args.tempo}
+    try:
+        model = ["--model", args.model] if args.model else []
+        proc, _ready, sock = start_jazzd(tmp, server, ["--mode", "duet", "--clock-out",
+                                                       "--tempo", str(args.tempo), *model])
+        sock.settimeout(0.01)
+        kbd, rec = clients(server)
+        for m in ([0x90, 50, 70], [0x90, 53, 70], [0x90, 57, 70]):
+            kbd.send_message(m)
+        messages = pool(np.random.default_rng(1))
+        phases, everything = [], []
+        for name, rate in (("idle", 0), ("flood", args.rate), ("after", 0)):
+            rss0, cpu0 = proc_stats(proc.pid)
+            got, sent = phase(kbd, rec, args.seconds, rate, messages)
+            rss1, cpu1 = proc_stats(proc.pid)
+            everything += got
+            phases.append((name, sum(1 for _, m in got if is_on(m))))
+            out[name] = {"sent_to_jazzd": sent, "private_rss_mb": round(rss1["private"], 1),
+                         "rss_growth_mb": round(rss1["private"] - rss0["private"], 2),
+                         "cpu_percent": round((cpu1 - cpu0) / args.seconds * 100, 1)}
+        # One grid for the whole run (the clock's first pulse is beat 0), split by phase.
+        errors, _fitted = onset_errors(everything, args.tempo)
+        start = 0
+        for name, count in phases:
+            out[name] = {**summary(errors[start:start + count]), **out[name]}
+            start += count
+        out["p99_ratio_flood_over_idle"] = round(out["flood"]["p99_ms"] / out["idle"]["p99_ms"], 2)
+        out["p99_ratio_after_over_idle"] = round(out["after"]["p99_ms"] / out["idle"]["p99_ms"], 2)
+        time.sleep(5.5)  # one report period: the last STATUS has the drop counts
+        status = ""
+        try:
+            while True:
+                msg = sock.recv(4096).decode()
+                if msg.startswith("STATUS="):
+                    status = msg[7:]
+        except (TimeoutError, BlockingIOError):
+            pass
+        out["last_status"] = status
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+    finally:
+        jack.send_signal(signal.SIGTERM)
+        jack.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                      "load_average_1min": os.getloadavg()[0]}
+    print(json.dumps(out, indent=2))
+
+
+if __name__ == "__main__":
+    main()
