@@ -131,7 +131,7 @@ def _cmd_report(args) -> int:
 
     opts = Options(real=args.real, output=args.output, model=str(args.model or default_model()),
                    fmt=args.format, split=args.split, compare=args.compare or [],
-                   compare_name=args.compare_name, bars=args.bars, samples=args.samples, seed=args.seed,
+                   compare_names=args.compare_name or [], compare_models=args.compare_model or [], bars=args.bars, samples=args.samples, seed=args.seed,
                    temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, progress=not args.quiet)
     result = run_report(opts)
     out = Path(args.output)
@@ -252,8 +252,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="auto", choices=["auto", "validation", "train", "all"],
                    help="which real solos (default: the bundle's validation solos when the sources "
                         "hold its training data, else all)")
-    p.add_argument("--compare", nargs="+", metavar="MIDI", help="other solos to compare (MIDI files or folders)")
-    p.add_argument("--compare-name", metavar="NAME", help="name of the --compare set (default: their folder)")
+    p.add_argument("--compare", nargs="+", action="append", metavar="MIDI",
+                   help="a set of other solos to compare (MIDI files or folders); repeat for more sets")
+    p.add_argument("--compare-name", action="append", metavar="NAME",
+                   help="name of the first, second, ... --compare set (default: their folder)")
+    p.add_argument("--compare-model", action="append", metavar="BUNDLE",
+                   help="another model to render over the same changes and compare (e.g. the seed's "
+                        "recipe); repeatable; measured, its MIDI not written")
     p.add_argument("--bars", type=int, metavar="N", help="only the first N bars of every piece")
     p.add_argument("--samples", type=int, metavar="N", help="solos to generate (default: one per real solo)")
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first solo (then S+1, ...)")

@@ -10,7 +10,11 @@ music21.
 2. The generated set: one solo per real solo (cycling when `--samples` asks for more),
    rendered by the engine in solo mode over that solo's own changes, for as many bars
    (`offline.render`, the path live play takes), seeds seed, seed+1, ...
-3. Comparison sets: MIDI files (`--compare`), read with chords recognised like any MIDI.
+3. Comparison sets: MIDI files (each `--compare`, named by `--compare-name` in order),
+   read with chords recognised like any MIDI; and other models (`--compare-model`, e.g.
+   one trained by the seed's recipe) rendered over the same changes with the same seeds
+   (measured only: their MIDI is not written, since such a model may be trained on
+   material that must not be shipped).
 Every set becomes `metrics.Solo`s through one path (a `Piece`, encoded by the grammar),
 with `--bars` capping every piece alike.  Then: the model's likelihood on the real set
 (`evaluate.evaluate_sources`, next to the trigram baseline), the metrics of
@@ -52,8 +56,9 @@ class Options:
     model: str
     fmt: str = "auto"
     split: str = "auto"
-    compare: list[str] = field(default_factory=list)
-    compare_name: str | None = None
+    compare: list[list[str]] = field(default_factory=list)   # one list of MIDI sources per set
+    compare_names: list[str] = field(default_factory=list)   # in order; default: their folder
+    compare_models: list[str] = field(default_factory=list)  # bundles, named by their stem
     bars: int | None = None
     samples: int | None = None
     seed: int = 0
@@ -68,7 +73,7 @@ class SolSet:
     """A named set of solos (and, for the generated set, what to draw and write)."""
 
     name: str
-    kind: str  # real | generated | compare
+    kind: str  # real | generated | compare (MIDI) | model (another bundle)
     solos: list[Solo]
     rendered: list = field(default_factory=list)  # (notes, progression, bars) per generated solo
 
@@ -142,16 +147,18 @@ def read_compare_set(name: str, jobs, bars: int | None) -> SolSet:
     return SolSet(name, "compare", solos)
 
 
-def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path) -> SolSet:
-    """One solo per real solo's changes (cycling), through the engine, written as MIDI."""
+def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path | None,
+               name: str = "generated", kind: str = "generated") -> SolSet:
+    """One solo per real solo's changes (cycling), through the engine; written as MIDI
+    into `midi_dir` unless it is None."""
     from .engine import Engine, Settings
     from .offline import render
     from .render import write_midi
     from .runtime import Runtime
 
     n = opts.samples or len(real_pieces)
-    out = SolSet("generated", "generated", [])
-    progress = Progress(n, "render") if opts.progress else None
+    out = SolSet(name, kind, [])
+    progress = Progress(n, f"render {name}") if opts.progress else None
     for k in range(n):
         real = real_pieces[k % len(real_pieces)]
         progression = progression_of_piece(real, opts.bars)
@@ -161,9 +168,10 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path) 
                                  temperature=opts.temperature, top_p=opts.top_p),
                         progression=progression)
         notes = render(engine, bars, opts.tempo)
-        name = f"generated-{k + 1:03d}-{real.name}"
-        write_midi(midi_dir / f"{name}.mid", notes, progression, bars, opts.tempo)
-        out.solos.append(solo_of_piece(piece_of_notes(name, notes, progression, bars)))
+        title = f"{name}-{k + 1:03d}-{real.name}"
+        if midi_dir is not None:
+            write_midi(midi_dir / f"{title}.mid", notes, progression, bars, opts.tempo)
+        out.solos.append(solo_of_piece(piece_of_notes(title, notes, progression, bars)))
         out.rendered.append((notes, progression, bars))
         if progress:
             progress.update()
@@ -255,7 +263,8 @@ def run_report(opts: Options) -> dict:
     bundle = load_bundle(opts.model)
     all_jobs = expand(opts.real, opts.fmt)
     real_jobs, split = select_real(bundle, all_jobs, opts.split)
-    compare_jobs = expand(opts.compare, "midi") if opts.compare else []
+    compare_jobs = [expand(sources, "midi") for sources in opts.compare]
+    compare_bundles = [load_bundle(p) for p in opts.compare_models]
     out = Path(opts.output)
     (out / "midi").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
@@ -263,9 +272,14 @@ def run_report(opts: Options) -> dict:
     real_pieces = [_cap(read_source(p, f), opts.bars) for p, f in real_jobs]
     sets = [SolSet("real", "real", [solo_of_piece(p) for p in real_pieces])]
     sets.append(render_set(bundle, real_pieces, opts, out / "midi"))
-    if compare_jobs:
-        name = opts.compare_name or _common_name(p for p, _ in compare_jobs)
-        sets.append(read_compare_set(name, compare_jobs, opts.bars))
+    for k, jobs in enumerate(compare_jobs):
+        name = opts.compare_names[k] if k < len(opts.compare_names) else _common_name(p for p, _ in jobs)
+        sets.append(read_compare_set(name, jobs, opts.bars))
+    for path, other in zip(opts.compare_models, compare_bundles, strict=True):
+        sets.append(render_set(other, real_pieces, opts, None, Path(path).stem, "model"))
+    if len({s.name for s in sets}) < len(sets):
+        raise ConfigError("two sets have the same name ({}); name them with --compare-name".format(
+            ", ".join(s.name for s in sets)))
 
     likelihood = evaluate_sources(opts.model, opts.real, fmt=opts.fmt,
                                   split=None if split == "all" else split)
@@ -276,8 +290,11 @@ def run_report(opts: Options) -> dict:
     result = {
         "jazzd": __version__,
         "model": _shown(opts.model),
-        "settings": {**{k: v for k, v in asdict(opts).items() if k not in ("progress", "output", "model")},
-                     "real": [_shown(p) for p in opts.real], "compare": [_shown(p) for p in opts.compare],
+        "settings": {**{k: v for k, v in asdict(opts).items()
+                        if k not in ("progress", "output", "model", "compare", "compare_models")},
+                     "real": [_shown(p) for p in opts.real],
+                     "compare": [[_shown(p) for p in sources] for sources in opts.compare],
+                     "compare_models": [_shown(p) for p in opts.compare_models],
                      "split_used": split},
         "likelihood": likelihood,
         "sets": {},
@@ -381,6 +398,8 @@ def markdown(r: dict) -> str:
         "",
         head.rstrip("\n"),
     ]
+    kinds = {"real": "real solos", "generated": "this model", "compare": "MIDI files", "model": "another model"}
+    lines.append("| what | " + " | ".join(kinds.get(sets[n]["kind"], sets[n]["kind"]) for n in names) + " |")
     for key in ("pieces", "bars", "notes"):
         lines.append(f"| {key} | " + " | ".join(str(sets[n][key]) for n in names) + " |")
     lik = r["likelihood"]
@@ -411,7 +430,8 @@ def markdown(r: dict) -> str:
         lines += ["## Copying from the training solos", "",
                   f"The longest run of consecutive values that also occurs in one of the model's training "
                   f"solos ({r['copying_reference']['training_solos_values']} values). Real solos quote "
-                  "each other too: their row is the yardstick.", "",
+                  "each other too: their row is the yardstick; for sets never trained on these "
+                  "solos the number is what chance and the grammar give.", "",
                   "| | longest | median per piece | piece with the longest |", "|---|---:|---:|---|"]
         for n in names:
             c = sets[n]["copying"]

@@ -71,13 +71,15 @@ def wjd_solos(n: int):
 @pytest.mark.shared
 def test_report_end_to_end_on_wjd_solos(tmp_path):
     """Eight real solos, the same solos read from their MIDI files as the comparison set
-    (a set that must come out close to the real one), and the tiny random model; in a
+    (a set that must come out close to the real one), the tiny random model and another
+    as a comparison model; in a
     fresh interpreter, to prove the report never loads TensorFlow or music21."""
     csvs, midis = wjd_solos(8)
-    bundle = make_bundle(tmp_path / "tiny.npz")
+    bundle, other = make_bundle(tmp_path / "tiny.npz"), make_bundle(tmp_path / "other.npz", seed=8)
     out = tmp_path / "report"
     args = ["report", "--model", str(bundle), "--real", *map(str, csvs), "--compare", *map(str, midis),
-            "--compare-name", "wjd-midi", "--bars", "16", "--samples", "9", "-o", str(out), "-q"]
+            "--compare-name", "wjd-midi", "--compare-model", str(other), "--bars", "16", "--samples", "9",
+            "-o", str(out), "-q"]
     code = (f"import sys, json\nfrom jazzd.cli import main\nrc = main({args!r})\n"
             f"print(json.dumps([rc, sorted(m for m in sys.modules if m.split('.')[0] in {HEAVY!r})]))")
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=300)
@@ -89,8 +91,10 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
                  "plots/roll-1.png", "plots/roll-3.png"):
         assert (out / name).stat().st_size > 0, name
     assert len(list((out / "midi").glob("generated-*.mid"))) == 9
+    assert not list((out / "midi").glob("other-*"))  # other models are measured, not written
     r = json.loads((out / "metrics.json").read_text())
-    assert list(r["sets"]) == ["real", "generated", "wjd-midi"]
+    assert list(r["sets"]) == ["real", "generated", "wjd-midi", "other"]
+    assert r["sets"]["other"]["kind"] == "model" and r["sets"]["other"]["bars"] == r["sets"]["generated"]["bars"]
     real, gen = r["sets"]["real"], r["sets"]["generated"]
     assert real["pieces"] == 8 and gen["pieces"] == 9 and r["settings"]["split_used"] == "all"
     assert real["bars"] == 8 * 16 and gen["bars"] == real["bars"] + 16  # the ninth reuses the first changes
