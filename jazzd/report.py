@@ -51,6 +51,8 @@ _EPS = 1e-6
 
 @dataclass
 class Options:
+    """What `jazzd report` was asked for (the command line's options, one to one)."""
+
     real: list[str]
     output: str
     model: str
@@ -69,7 +71,7 @@ class Options:
 
 
 @dataclass
-class SolSet:
+class SoloSet:
     """A named set of solos (and, for the generated set, what to draw and write)."""
 
     name: str
@@ -133,7 +135,7 @@ def select_real(bundle, jobs, split: str) -> tuple[list, str]:
     return jobs, split
 
 
-def read_compare_set(name: str, jobs, bars: int | None) -> SolSet:
+def read_compare_set(name: str, jobs, bars: int | None) -> SoloSet:
     """MIDI files to compare, with block chords left out of a line that shares its part
     with them (the seed's deepjazz outputs; see `ingest.midi.read`)."""
     from .ingest.midi import read
@@ -144,11 +146,11 @@ def read_compare_set(name: str, jobs, bars: int | None) -> SolSet:
         if not any(el.midi is not None for b in piece.bars for el in b.elements):
             raise InputError(f"{path}: no notes in it (within --bars)")
         solos.append(solo_of_piece(piece))
-    return SolSet(name, "compare", solos)
+    return SoloSet(name, "compare", solos)
 
 
 def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path | None,
-               name: str = "generated", kind: str = "generated") -> SolSet:
+               name: str = "generated", kind: str = "generated") -> SoloSet:
     """One solo per real solo's changes (cycling), through the engine; written as MIDI
     into `midi_dir` unless it is None."""
     from .engine import Engine, Settings
@@ -157,7 +159,7 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
     from .runtime import Runtime
 
     n = opts.samples or len(real_pieces)
-    out = SolSet(name, kind, [])
+    out = SoloSet(name, kind, [])
     progress = Progress(n, f"render {name}") if opts.progress else None
     for k in range(n):
         real = real_pieces[k % len(real_pieces)]
@@ -270,7 +272,7 @@ def run_report(opts: Options) -> dict:
     (out / "plots").mkdir(parents=True, exist_ok=True)
 
     real_pieces = [_cap(read_source(p, f), opts.bars) for p, f in real_jobs]
-    sets = [SolSet("real", "real", [solo_of_piece(p) for p in real_pieces])]
+    sets = [SoloSet("real", "real", [solo_of_piece(p) for p in real_pieces])]
     sets.append(render_set(bundle, real_pieces, opts, out / "midi"))
     for k, jobs in enumerate(compare_jobs):
         name = opts.compare_names[k] if k < len(opts.compare_names) else _common_name(p for p, _ in jobs)
