@@ -49,11 +49,9 @@ $(BIN)/.installed: pyproject.toml | deps
 lint: venv
 	$(BIN)/ruff check jazzd tests bench
 
+# Every benchmark (ingest, step, engine, timing), one table with the machine: bench/RESULTS.md.
 bench: venv
-	$(BIN)/python bench/ingest.py
-	$(BIN)/python bench/step.py
-	$(BIN)/python bench/engine.py
-	$(BIN)/python bench/timing.py
+	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

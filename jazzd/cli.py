@@ -126,6 +126,23 @@ def _cmd_eval(args) -> int:
     return 0
 
 
+def _cmd_report(args) -> int:
+    from .report import Options, run_report
+
+    opts = Options(real=args.real, output=args.output, model=str(args.model or default_model()),
+                   fmt=args.format, split=args.split, compare=args.compare or [],
+                   compare_names=args.compare_name or [], compare_models=args.compare_model or [], bars=args.bars, samples=args.samples, seed=args.seed,
+                   temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, progress=not args.quiet)
+    result = run_report(opts)
+    out = Path(args.output)
+    print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {len(result['plots'])} plots and "
+          f"{result['sets']['generated']['pieces']} MIDI files in {out / 'midi'} ({result['runtime_s']:.0f} s)")
+    for name, d in result["distances"].items():
+        fams = "  ".join(f"{fam} OA {v['oa']:.3f}" for fam, v in d["families"].items())
+        print(f"  {name:<24} {fams}")
+    return 0
+
+
 def _cmd_run(args) -> int:
     from .daemon import main as run_daemon
 
@@ -223,6 +240,33 @@ def build_parser() -> argparse.ArgumentParser:
                    help="only the pieces of the bundle's training or validation split")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)
+
+    p = sub.add_parser("report", help="judge a model musically: its solos next to real ones and others "
+                                      "(report.md, metrics.json, plots, MIDI)")
+    p.add_argument("--real", nargs="+", required=True, metavar="SOURCE",
+                   help="real solos (WJD folder or CSVs, MIDI files or folders)")
+    p.add_argument("-o", "--output", required=True, metavar="DIR", help="folder to write the report into")
+    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    p.add_argument("--format", default="auto", choices=["auto", "seed", "wjazzd", "midi"],
+                   help="format of the --real sources")
+    p.add_argument("--split", default="auto", choices=["auto", "validation", "train", "all"],
+                   help="which real solos (default: the bundle's validation solos when the sources "
+                        "hold its training data, else all)")
+    p.add_argument("--compare", nargs="+", action="append", metavar="MIDI",
+                   help="a set of other solos to compare (MIDI files or folders); repeat for more sets")
+    p.add_argument("--compare-name", action="append", metavar="NAME",
+                   help="name of the first, second, ... --compare set (default: their folder)")
+    p.add_argument("--compare-model", action="append", metavar="BUNDLE",
+                   help="another model to render over the same changes and compare (e.g. the seed's "
+                        "recipe); repeatable; measured, its MIDI not written")
+    p.add_argument("--bars", type=int, metavar="N", help="only the first N bars of every piece")
+    p.add_argument("--samples", type=int, metavar="N", help="solos to generate (default: one per real solo)")
+    p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first solo (then S+1, ...)")
+    p.add_argument("--temperature", type=float, default=1.0, metavar="T")
+    p.add_argument("--top-p", type=float, default=0.95, metavar="P")
+    p.add_argument("--tempo", type=float, default=140.0, metavar="BPM", help="tempo of the MIDI files")
+    p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_cmd_report)
 
     p = sub.add_parser("run", help="run the live improviser on MIDI ports")
     p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")

@@ -24,6 +24,33 @@ class Progression:
     beats_per_bar: int = 4
     text: str = ""
 
+    @classmethod
+    def from_bars(cls, bars, beats_per_bar: int = 4, text: str = "") -> Progression:
+        """A progression from bars of (offset in the bar, Chord), e.g. a real solo's
+        changes: chords are sorted, those at or past the bar's end dropped, repeats of
+        the chord before merged, and an empty bar (or one that starts without a chord)
+        holds the chord before it."""
+        out, prev = [], None
+        for bar in bars:
+            cells = []
+            for pos, chord in sorted(bar, key=lambda c: c[0]):
+                if pos >= beats_per_bar - 1e-9:
+                    continue
+                pos = max(float(pos), 0.0)
+                if not cells and pos > 0 and prev is not None:
+                    cells.append((0.0, prev))
+                if not cells or cells[-1][1] is not chord:
+                    cells.append((0.0, chord) if not cells else (pos, chord))
+                prev = chord
+            if not cells:
+                if prev is None:
+                    raise ConfigError("a progression needs a chord in its first bar")
+                cells = [(0.0, prev)]
+            out.append(tuple(cells))
+        if not out:
+            raise ConfigError("empty chord progression: no bars")
+        return cls(tuple(out), beats_per_bar, text)
+
     def __len__(self) -> int:
         return len(self.bars)
 

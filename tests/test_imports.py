@@ -12,7 +12,9 @@ CORE = ["jazzd.pitch", "jazzd.chords", "jazzd.grammar", "jazzd.vocab", "jazzd.co
         "jazzd.bundle", "jazzd.runtime", "jazzd.features", "jazzd.soloist", "jazzd.tracker",
         "jazzd.listener", "jazzd.engine", "jazzd.schedule", "jazzd.offline", "jazzd.render",
         "jazzd.progression", "jazzd.evaluate", "jazzd.ngram", "jazzd.ports", "jazzd.notify",
-        "jazzd.config", "jazzd.clock", "jazzd.daemon"]
+        "jazzd.config", "jazzd.clock", "jazzd.daemon",
+        # the report's side (matplotlib only inside its drawing functions)
+        "jazzd.metrics", "jazzd.mgeval", "jazzd.copying", "jazzd.plots", "jazzd.report"]
 
 
 def test_core_modules_import_no_heavy_library():

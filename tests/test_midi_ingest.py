@@ -251,3 +251,16 @@ def test_metheny_multitrack():
     values = piece.encode()[0]
     assert len(values) > 500
     assert len({c.symbol for b in piece.bars for _, c in b.chords}) > 5
+
+
+def test_block_chords_can_be_left_out_of_a_line_that_shares_their_part(tmp_path):
+    """The seed's deepjazz outputs: line and accompaniment on one channel, where the
+    accompaniment's top note would otherwise pass for the melody."""
+    block = [(0, 2, p) for p in (55, 58, 62, 65)] + [(2, 2, p) for p in (53, 57, 60, 64)]
+    melody = [(0.5, 0.5, 63), (1, 0.5, 61), (2.5, 1, 59)]
+    path = write(tmp_path, track("All", block + melody))
+    assert els(read(path).bars[0])[0] == (0, 0.5, 65)  # by default the block's top note
+    piece = read(path, drop_blocks=True)
+    assert els(piece.bars[0]) == [(0, 0.5, None), (0.5, 0.5, 63), (1, 0.5, 61), (1.5, 1, None), (2.5, 1, 59)]
+    assert syms(piece.bars[0]) == syms(read(path).bars[0])  # the chords still come from the blocks
+    assert read(write(tmp_path, track("All", block), name="b.mid"), drop_blocks=True).bars  # all blocks: kept

@@ -24,7 +24,7 @@ Offline (corpus ingest); mido only: it must never import music21 or tensorflow.
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections import defaultdict
+from collections import Counter, defaultdict
 from itertools import pairwise
 from math import ceil, floor
 from pathlib import Path
@@ -44,14 +44,23 @@ SAME_ONSET = 1 / 16  # quarter notes: notes closer than this are struck together
 Note = tuple[float, float, int]  # (start, end) in quarter notes, MIDI pitch
 
 
-def read(path, melody_track: int | str | None = None, chord_track: int | str | None = None) -> Piece:
-    """Read a MIDI file (any type) into a `Piece`; see the module docstring for how."""
+def read(path, melody_track: int | str | None = None, chord_track: int | str | None = None,
+         drop_blocks: bool = False) -> Piece:
+    """Read a MIDI file (any type) into a `Piece`; see the module docstring for how.
+
+    `drop_blocks`: when one part holds both the melody and the chords (as the seed's
+    deepjazz outputs do: generated line and accompaniment on one channel), leave block
+    chords out of the melody (`BLOCK` or more notes struck and released together); they
+    still give the chords."""
     path = Path(path)
     mid = _open(path)
     parts, sigs = _scan(mid, path)
     melody_key = _select(mid, melody_track, parts, path) or _detect_melody(parts)
     chord_key = _select(mid, chord_track, parts, path) or _detect_chords(parts, melody_key)
-    line = _monophonic(_merged(parts, melody_key))
+    melody = _merged(parts, melody_key)
+    if drop_blocks and chord_key == melody_key:
+        melody = _without_blocks(melody) or melody
+    line = _monophonic(melody)
     bars = _bars(sigs, line[-1][1])
     n_beats = ceil(line[-1][1] / U) + 1
     chords = [] if chord_key is None else _chords_from_track(_merged(parts, chord_key), n_beats)
@@ -171,6 +180,16 @@ def _chordal(notes: list[Note]) -> int:
         if b[0] - a[0] < SAME_ONSET and min(a[1], b[1]) - b[0] >= 0.5 * min(a[1] - a[0], b[1] - b[0]):
             together.update((i, i + 1))
     return len(together)
+
+
+BLOCK = 3  # notes struck and released together that make a block chord, for `drop_blocks`
+
+
+def _without_blocks(notes: list[Note]) -> list[Note]:
+    """The notes that are not part of a block chord."""
+    key = [(round(s / SAME_ONSET), round(e / SAME_ONSET)) for s, e, _ in notes]
+    size = Counter(key)
+    return [n for n, k in zip(notes, key, strict=True) if size[k] < BLOCK]
 
 
 def _detect_melody(parts):

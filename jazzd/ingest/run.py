@@ -55,17 +55,22 @@ def expand(sources, fmt: str = "auto") -> list[tuple[Path, str]]:
     return jobs
 
 
-def read_piece(path: Path, fmt: str):
-    """Read and encode one source: (name, values, onsets, chords, positions).
-
-    Raises InputError."""
+def read_source(path: Path, fmt: str):
+    """Read one source of a known format (see `expand`) into a `Piece`.  Raises InputError."""
     if fmt == "wjazzd":
         from .wjazzd import read
     elif fmt == "seed":
         from .seed import read
     else:
         from .midi import read
-    piece = read(path)
+    return read(path)
+
+
+def read_piece(path: Path, fmt: str):
+    """Read and encode one source: (name, values, onsets, chords, positions).
+
+    Raises InputError."""
+    piece = read_source(path, fmt)
     values, onsets, chords, positions = piece.encode_full()
     if not values:
         raise InputError(f"{path}: no notes to ingest")
