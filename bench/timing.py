@@ -95,7 +95,10 @@ def onset_errors(got, tempo: float) -> np.ndarray:
     pulses = np.array([t for t, m in got if m[0] == 0xF8])
     if len(pulses) < 48:
         raise SystemExit("too few clock pulses received to fit the grid")
-    k = np.arange(len(pulses))
+    # Number the pulses by their time, not their order: one pulse lost or merged on a
+    # busy machine would otherwise shift every later index and skew the whole fit.
+    nominal = 60.0 / tempo / 24
+    k = np.round((pulses - pulses[0]) / nominal)
     slope, origin = np.polyfit(k, pulses, 1)  # seconds per pulse, time of the first pulse
     spb = slope * 24
     ons = np.array([t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0])
