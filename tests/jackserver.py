@@ -128,8 +128,9 @@ def _wait_ready(server: JackServer, env: dict) -> None:
                 f"(exit code {server.process.returncode}); its log:\n{server.log()}")
 
 
-def start_server(name: str | None = None) -> JackServer:
-    """Start a private jackd on the dummy backend and wait until clients can connect."""
+def start_server(name: str | None = None, period: int = PERIOD) -> JackServer:
+    """Start a private jackd on the dummy backend and wait until clients can connect.
+    `period` in frames (at 48 kHz): longer periods tolerate a busier machine."""
     jackd = shutil.which("jackd")
     if jackd is None:
         pytest.skip("needs jackd (apt-get install --no-install-recommends jackd2)")
@@ -139,7 +140,7 @@ def start_server(name: str | None = None) -> JackServer:
     t0 = time.perf_counter()
     with os.fdopen(fd, "w") as log_file:
         process = subprocess.Popen(
-            [jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+            [jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env)
     server = JackServer(name, process, Path(log))
     _wait_ready(server, env)
