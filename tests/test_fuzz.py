@@ -181,3 +181,67 @@ def test_drops_are_reported_in_status_and_the_log_once_per_period(model, caplog)
     assert caplog.text.count("dropped 4 input messages") == 1
     assert "malformed 3, empty 1" in caplog.text
     assert sent and sent[-1].endswith("dropped 4 (malformed 3, empty 1)")
+
+
+def _pings_while_running(model, tmp_path, overrides, stall_at=None, stall_s=0.0, run_s=2.0):
+    """Run the real loop (Daemon.run) for `run_s` with a real notify socket and
+    WATCHDOG_USEC=200 ms; with `stall_at`, the engine's beat handling hangs once for
+    `stall_s`.  Returns the monotonic times of the WATCHDOG=1 pings."""
+    import socket
+    import threading
+    import time
+
+    path = str(tmp_path / "notify")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(0.05)
+    pings, done = [], threading.Event()
+
+    def read():  # drain at once: a datagram socket queues only ~10 messages
+        while not done.is_set():
+            try:
+                if b"WATCHDOG=1" in sock.recv(4096):
+                    pings.append(time.monotonic())
+            except TimeoutError:
+                pass
+
+    cfg = load_config(overrides={"model.path": str(model), **overrides}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}))
+    daemon.start(ports=Wire())
+    if stall_at is not None:
+        tick, stalled = daemon.engine.tick, []
+
+        def stalling_tick(t):
+            if not stalled and time.monotonic() >= stall_at:
+                stalled.append(time.monotonic())
+                time.sleep(stall_s)  # the injected stall: the beat path hangs
+            return tick(t)
+        daemon.engine.tick = stalling_tick
+    reader = threading.Thread(target=read)
+    reader.start()
+    threading.Timer(run_s, lambda: setattr(daemon, "stop_requested", True)).start()
+    try:
+        daemon.run()
+    finally:
+        done.set()
+        reader.join()
+        sock.close()
+    return pings
+
+
+def test_a_stalled_beat_loop_stops_the_watchdog_pings(model, tmp_path):
+    import time
+
+    start = time.monotonic()
+    pings = _pings_while_running(model, tmp_path, {"engine.mode": "solo"},
+                                 stall_at=start + 0.8, stall_s=1.0, run_s=2.6)
+    gaps = np.diff(pings)
+    assert len(pings) >= 10
+    assert np.sum(gaps > 0.9) == 1  # one silence, longer than WATCHDOG_USEC: systemd acts
+    assert np.median(gaps) < 0.15   # otherwise a ping every half interval (0.1 s)
+    assert pings[-1] > start + 2.0  # and they resume when the loop does
+
+
+def test_a_stopped_external_clock_keeps_the_watchdog_fed(model, tmp_path):
+    pings = _pings_while_running(model, tmp_path, {"clock.source": "midi"}, run_s=1.5)
+    assert len(pings) >= 10 and np.diff(pings).max() < 0.3  # no beats, yet alive
