@@ -173,12 +173,13 @@ class _History:
 def _fit_multiworker(model, strategy, x, y, w, validation, cfg, log):
     """A plain distributed training loop (strategy.run + all-reduce), for the cluster
     case that Keras 3's `fit` does not support.  Early stopping as in `fit`."""
+    import keras
     import tensorflow as tf
 
     optimizer = model.optimizer
     batches = strategy.experimental_distribute_dataset(_dataset(x, y, w, cfg, shuffle=True))
     val = strategy.experimental_distribute_dataset(_dataset(*validation, cfg)) if validation else None
-    loss_fn = __import__("keras").losses.sparse_categorical_crossentropy
+    loss_fn = keras.losses.sparse_categorical_crossentropy
 
     def replica_loss(batch, training):
         inputs, targets, weights = batch
