@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, onset_errors, proc_stats, start_jack, start_jazzd  # noqa: E402
+from timing import clients, onset_errors, proc_stats, start_jack, start_jazzd
 
 
 def pool(rng, n: int = 4096) -> list[list[int]]:
