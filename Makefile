@@ -9,7 +9,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # jackd2: a JACK server for the real-port tests; systemd and procps: the unit-file checks.
 APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps
 
-.PHONY: run test deps venv lint bench clean
+.PHONY: run test deps venv lint bench soak clean
 
 run: $(BIN)/.installed-run
 	$(BIN)/jazzd run $(ARGS)
@@ -52,6 +52,10 @@ lint: venv
 # Every benchmark (ingest, step, engine, timing), one table with the machine: bench/RESULTS.md.
 bench: venv
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
+
+# The long run (issue 6): 30 minutes of duet on a private JACK server; MINUTES=N to change.
+soak: venv
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,7 +1,7 @@
-"""Every benchmark, one table: run bench/{ingest,step,engine,timing}.py and write their
+"""Every benchmark, one table: run bench/{ingest,step,engine,timing,flood}.py and write their
 headline numbers, with the machine they ran on, to bench/RESULTS.md (and print it).
 
-    python bench/run_all.py [--only ingest,step,engine,timing] [--timing-seconds 60]
+    python bench/run_all.py [--only ingest,step,engine,timing,flood] [--timing-seconds 60]
                             [-o bench/RESULTS.md]
 
 Each benchmark runs as its own process, exactly as it runs alone (each prints one JSON
@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BENCHES = ("ingest", "step", "engine", "timing")
+BENCHES = ("ingest", "step", "engine", "timing", "flood")
 
 
 def machine() -> dict:
@@ -133,6 +133,13 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             add("timing", "daemon RSS / CPU", f"{_get(d, 'rss_mb', 'total')} MB / {d.get('cpu_percent')} %")
         add("timing", "call mode: first answer note after the call ends",
             _get(r, "call", "gap_after_call_beats"), " beats")
+    r = results.get("flood", {})
+    if r and "skipped" not in r:
+        phases = " / ".join(str(_get(r, p, "p99_ms")) for p in ("idle", "flood", "after"))
+        add("flood", f"{r['rate_per_s']:,} msg/s for {r['phase_s']:g} s in duet: onset p99 idle / flood / after",
+            phases, " ms")
+        add("flood", "p99 ratio flooded / idle (target <= 2)", r.get("p99_ratio_flood_over_idle"), "x")
+        add("flood", "private memory growth under the flood", _get(r, "flood", "rss_growth_mb"), " MB")
     for name in BENCHES:
         r = results.get(name)
         if r is not None and "skipped" in r:

@@ -175,9 +175,15 @@ def _cmd_ports(args) -> int:
 
 def _cmd_panic(args) -> int:
     """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
+    from .config import load_config
     from .ports import open_ports, panic_messages
 
-    with open_ports(args.backend, args.client_name, None, args.out) as ports:
+    # What the daemon's unit runs after any stop (ExecStopPost): the configured output,
+    # so that a crashed daemon's synth is reached.  A virtual output's peers cannot be:
+    # their connections went with the dead process's port.
+    midi = load_config(args.config).midi
+    out = args.out if args.out is not None else (midi.output or None)
+    with open_ports(args.backend or midi.backend, args.client_name, None, out) as ports:
         messages = panic_messages(reset_controllers=False)
         for msg in messages:
             ports.send(msg)
@@ -286,8 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=_cmd_ports)
 
     p = sub.add_parser("panic", help="send all notes off (and sustain off) on all 16 channels")
-    p.add_argument("--out", metavar="NAME", help="output port (index or name); default: a virtual port")
-    p.add_argument("--backend", default="auto", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    p.add_argument("--out", metavar="NAME",
+                   help="output port (index or name); default: [midi] output of the config, else a virtual port")
+    p.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"],
+                   help="default: [midi] backend of the config")
+    p.add_argument("--config", metavar="FILE", help="config file to read [midi] from")
     p.add_argument("--client-name", default="jazzd-panic")
     p.set_defaults(func=_cmd_panic)
     return parser

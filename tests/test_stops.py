@@ -91,9 +91,17 @@ class Trial:
 
 
 def run_round(server, tmp, rng, first: int, count: int, model) -> list[Trial]:
-    trials = [Trial(server, tmp, first + i, rng, model) for i in range(count)]
-    for trial in trials:
-        trial.wire(server)
+    trials: list[Trial] = []
+    try:
+        for i in range(count):
+            trials.append(Trial(server, tmp, first + i, rng, model))
+        for trial in trials:
+            trial.wire(server)
+    except BaseException:  # leave no jazzd behind
+        for trial in trials:
+            trial.proc.kill()
+            trial.proc.wait()
+        raise
     start, pending = time.monotonic(), [list(t.plan) for t in trials]
     while any(t.proc.poll() is None for t in trials) and time.monotonic() - start < 15:
         now = time.monotonic() - start
@@ -143,7 +151,9 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     synth = jack_server.client("in", "synth")
     synth.ignore_types(sysex=True, timing=True, active_sense=True)
     synth.open_virtual_port("in")
-    s = session("--mode", "solo", "--out", "synth:in", wire=False)
+    config = tmp_path / "jazzd.toml"  # as a unit would run it: ports from the config
+    config.write_text('[midi]\nbackend = "jack"\noutput = "synth:in"\n[engine]\nmode = "solo"\n')
+    s = session("--config", str(config), wire=False)
     got: list[bytes] = []
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:  # kill it while a note sounds
@@ -160,7 +170,7 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     assert got and got[-1][0] & 0xF0 == 0x90, "the kill did not land on a sounding note"
     stuck = got[-1][1]
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
-    out = subprocess.run([sys.executable, "-m", "jazzd", "panic", "--backend", "jack", "--out", "synth:in"],
+    out = subprocess.run([sys.executable, "-m", "jazzd", "panic", "--config", str(config)],  # ExecStopPost
                          capture_output=True, text=True, env=env, timeout=30)
     assert out.returncode == 0, out.stderr
     time.sleep(0.3)
