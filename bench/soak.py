@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, proc_stats, start_jazzd
+from timing import clients, grid_errors, proc_stats, start_jazzd
 
 RATE, PERIOD = 48000, 64
 CHORDS = ([50, 53, 57, 60], [55, 59, 62, 65], [48, 52, 55, 59], [57, 60, 64, 67])  # Dm7 G7 Cmaj7 Am7
@@ -53,9 +53,7 @@ def onsets_against(pulses: np.ndarray, origin: float, spp: float, ons: np.ndarra
     pulses (fitted over this window, numbered by time from the run's first pulse) set."""
     k = np.round((pulses - origin) / spp)
     slope, intercept = np.polyfit(k, pulses, 1)
-    beats = (ons - intercept) / (slope * 24)
-    grid = np.round(beats * 12) / 12
-    return (ons - (intercept + grid * slope * 24)) * 1000
+    return grid_errors(ons, intercept, slope)
 
 
 def main() -> None:

@@ -102,9 +102,20 @@ def onset_errors(got, tempo: float) -> np.ndarray:
     slope, origin = np.polyfit(k, pulses, 1)  # seconds per pulse, time of the first pulse
     spb = slope * 24
     ons = np.array([t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0])
-    beats = (ons - origin) / spb
-    grid = np.round(beats * 12) / 12
-    return (ons - (origin + grid * spb)) * 1000, 60.0 / spb
+    return grid_errors(ons, origin, slope), 60.0 / spb
+
+
+def grid_errors(ons: np.ndarray, origin: float, spp: float) -> np.ndarray:
+    """Onset errors (ms) against twelfths of a beat, i.e. every other clock pulse from
+    `origin` (a pulse, spp seconds apart).  The recorder may connect after the first
+    pulses went out, so `origin` may be an odd pulse: the phase that fits is taken."""
+    best = None
+    for shift in (0, 1):
+        grid0 = origin + shift * spp
+        errors = ons - (grid0 + np.round((ons - grid0) / (2 * spp)) * 2 * spp)
+        if best is None or np.median(np.abs(errors)) < np.median(np.abs(best)):
+            best = errors
+    return best * 1000
 
 
 def main() -> None:
