@@ -13,7 +13,6 @@ jazzd's private memory and CPU, and what STATUS says it dropped.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -25,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, onset_errors, proc_stats, start_jack, start_jazzd
+from timing import clients, emit, onset_errors, proc_stats, start_jack, start_jazzd
 
 
 def pool(rng, n: int = 4096) -> list[list[int]]:
@@ -120,9 +119,7 @@ def main() -> None:
         jack.send_signal(signal.SIGTERM)
         jack.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
-    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                      "load_average_1min": os.getloadavg()[0]}
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

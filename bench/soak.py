@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, grid_errors, proc_stats, start_jazzd
+from timing import clients, emit, grid_errors, proc_stats, start_jazzd
 
 RATE, PERIOD = 48000, 64
 CHORDS = ([50, 53, 57, 60], [55, 59, 62, 65], [48, 52, 55, 59], [57, 60, 64, 67])  # Dm7 G7 Cmaj7 Am7
@@ -158,9 +158,7 @@ def main() -> None:
         out["jack_overruns"] = {"driver_timer_late": sum("JackTimedDriver::Process XRun" in x for x in lines),
                                 "client_not_finished": sum("JackEngine::XRun" in x for x in lines)}
         shutil.rmtree(tmp, ignore_errors=True)
-    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                      "load_average_1min": os.getloadavg()[0]}
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

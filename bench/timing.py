@@ -118,6 +118,13 @@ def grid_errors(ons: np.ndarray, origin: float, spp: float) -> np.ndarray:
     return best * 1000
 
 
+def emit(out: dict) -> None:
+    """Print a benchmark's JSON, with the machine it ran on."""
+    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
+                      "load_average_1min": os.getloadavg()[0]}
+    print(json.dumps(out, indent=2))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0)
@@ -178,9 +185,7 @@ def main() -> None:
         jack.send_signal(signal.SIGTERM)
         jack.wait(10)
         shutil.rmtree(tmp, ignore_errors=True)
-    out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
-                      "load_average_1min": os.getloadavg()[0]}
-    print(json.dumps(out, indent=2))
+    emit(out)
 
 
 if __name__ == "__main__":

@@ -237,7 +237,12 @@ class Daemon:
 
     # --- ports that come and go ---------------------------------------------------------------
     def _check_ports(self, now: float) -> None:
-        for change in self.ports.check():
+        try:
+            changes = self.ports.check()
+        except Exception:  # port bookkeeping must not stop the music: try again next time
+            log.exception("checking the MIDI ports failed")
+            return
+        for change in changes:
             self._port_change(change, now)
 
     def _port_change(self, change: str, now: float) -> None:

@@ -443,7 +443,10 @@ class MidiPorts:
                 changes.append(f"{kind} lost")
             elif not self.connected[k] and present:
                 client.close_port()
-                self.connected[k] = _open_named(client, name, (VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
+                try:
+                    self.connected[k] = _open_named(client, name, (VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
+                except (rtmidi.RtMidiError, ValueError):  # gone again meanwhile: next check
+                    client.open_virtual_port((VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
                 if self.connected[k]:
                     changes.append(f"{kind} back")
         return changes

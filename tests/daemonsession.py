@@ -63,6 +63,22 @@ class Session:
                 return msg
         pytest.fail(f"no {text!r} from jazzd within {timeout} s; got {self.messages}")
 
+    def statuses(self, seconds: float, until=None) -> list[tuple[float, str]]:
+        """(arrival time, text) of the STATUS lines that arrive within `seconds`; with
+        `until` (a test of the text), stop at the first that passes it."""
+        got, end = [], time.monotonic() + seconds
+        while time.monotonic() < end:
+            try:
+                msg = self.notify.recv(4096).decode()
+            except TimeoutError:
+                continue
+            self.messages.append(msg)
+            if msg.startswith("STATUS="):
+                got.append((time.monotonic(), msg))
+                if until is not None and until(msg):
+                    break
+        return got
+
     def drain(self) -> list[str]:
         """Every notification that arrived and was not read yet."""
         self.notify.setblocking(False)

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from .daemonsession import Session, hanging
+from .daemonsession import hanging
 from .test_fuzz import LENGTH, stream
 
 pytestmark = pytest.mark.jack
@@ -27,20 +27,6 @@ def rss_mb(pid: int) -> float:
     return (kb["RssAnon"] + kb["RssFile"]) / 1024
 
 
-def statuses(s: Session, seconds: float) -> list[tuple[float, str]]:
-    """(arrival time, text) of the STATUS lines that arrive within `seconds`."""
-    got, end = [], time.monotonic() + seconds
-    while time.monotonic() < end:
-        try:
-            msg = s.notify.recv(4096).decode()
-        except TimeoutError:
-            continue
-        s.messages.append(msg)
-        if msg.startswith("STATUS="):
-            got.append((time.monotonic(), msg))
-    return got
-
-
 def test_garbage_at_the_port_is_dropped_counted_and_reported(session):
     s = session("--mode", "duet")
     rng = np.random.default_rng(7)
@@ -51,7 +37,7 @@ def test_garbage_at_the_port_is_dropped_counted_and_reported(session):
     s.play(sends, 3.0)
     assert s.proc.poll() is None
     # Within the report period (5 s) the drops reach STATUS and the log.
-    reports = [m for _, m in statuses(s, 6.0) if "malformed" in m]
+    reports = [m for _, m in s.statuses(6.0) if "malformed" in m]
     assert reports, s.messages[-3:]
     dropped = int(reports[-1].split("dropped ")[1].split()[0])
     # Some garbage never arrives (JACK and rtmidi filter a part of it on the way).
@@ -112,7 +98,7 @@ def test_a_flood_in_duet_mode_keeps_the_beat_bounded_and_recovers_at_once(sessio
     # At once afterwards: a temperature CC is applied (STATUS) within 0.3 s.
     t_cc = time.monotonic()
     s.kbd.send_message([0xB0, 71, 127])
-    arrived = [t for t, m in statuses(s, 2.0) if "temperature 3.0" in m]
+    arrived = [t for t, m in s.statuses(2.0) if "temperature 3.0" in m]
     assert arrived and arrived[0] - t_cc < 0.3, "input still backed up after the flood"
     s.play([], 1.0)
     assert s.stop() == 0

@@ -21,16 +21,12 @@ BACK_WITHIN_S = 2.0
 def status_after(s: Session, text: str, timeout: float, absent: bool = False) -> float:
     """Wait for a STATUS that contains `text` (or, with absent, one that does not);
     return the monotonic time it arrived."""
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            msg = s.notify.recv(4096).decode()
-        except TimeoutError:
-            continue
-        s.messages.append(msg)
-        if msg.startswith("STATUS=") and ((text not in msg) if absent else (text in msg)):
-            return time.monotonic()
-    pytest.fail(f"no STATUS {'without' if absent else 'with'} {text!r} within {timeout} s: {s.messages[-5:]}")
+    def wanted(msg: str) -> bool:
+        return (text not in msg) if absent else (text in msg)
+    got = s.statuses(timeout, until=wanted)
+    if not got or not wanted(got[-1][1]):
+        pytest.fail(f"no STATUS {'without' if absent else 'with'} {text!r} within {timeout} s: {s.messages[-5:]}")
+    return got[-1][0]
 
 
 def keyboard(jack_server):
