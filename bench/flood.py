@@ -6,7 +6,8 @@ On a private JACK server (dummy backend, 64 frames at 48 kHz), `jazzd run` plays
 with `--clock-out` while a keyboard client holds a chord; the run has three phases of
 `--seconds` each: idle, flooded (`--rate` messages/s of notes, controllers and MIDI
 clock) and after.  Reports per phase the onset error of jazzd's notes against its own
-clock grid (median, p99, max ms), the p99 ratio flooded/idle (the target is at most 2),
+clock grid (median, p99, max ms), the send-time error of its clock pulses (each pulse
+against the phase's fitted line), the p99 ratios flooded/idle (the target is at most 2),
 jazzd's private memory and CPU, and what STATUS says it dropped.
 """
 
@@ -92,7 +93,14 @@ def main() -> None:
             rss1, cpu1 = proc_stats(proc.pid)
             everything += got
             phases.append((name, sum(1 for _, m in got if is_on(m))))
-            out[name] = {"sent_to_jazzd": sent, "private_rss_mb": round(rss1["private"], 1),
+            pulses = np.array([t for t, m in got if m[0] == 0xF8])
+            k = np.round((pulses - pulses[0]) / (60.0 / args.tempo / 24))
+            slope, intercept = np.polyfit(k, pulses, 1)
+            send = np.abs(pulses - (intercept + k * slope)) * 1000  # clock pulses: scheduled output
+            out[name] = {"send_error_ms": {"median": round(float(np.median(send)), 3),
+                                           "p99": round(float(np.percentile(send, 99)), 3),
+                                           "max": round(float(send.max()), 3)},
+                         "sent_to_jazzd": sent, "private_rss_mb": round(rss1["private"], 1),
                          "rss_growth_mb": round(rss1["private"] - rss0["private"], 2),
                          "cpu_percent": round((cpu1 - cpu0) / args.seconds * 100, 1)}
         # One grid for the whole run (the clock's first pulse is beat 0), split by phase.
@@ -102,6 +110,8 @@ def main() -> None:
             out[name] = {**summary(errors[start:start + count]), **out[name]}
             start += count
         out["p99_ratio_flood_over_idle"] = round(out["flood"]["p99_ms"] / out["idle"]["p99_ms"], 2)
+        out["send_p99_ratio_flood_over_idle"] = round(
+            out["flood"]["send_error_ms"]["p99"] / out["idle"]["send_error_ms"]["p99"], 2)
         out["p99_ratio_after_over_idle"] = round(out["after"]["p99_ms"] / out["idle"]["p99_ms"], 2)
         time.sleep(5.5)  # one report period: the last STATUS has the drop counts
         status = ""

@@ -139,6 +139,9 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         add("flood", f"{r['rate_per_s']:,} msg/s for {r['phase_s']:g} s in duet: onset p99 idle / flood / after",
             phases, " ms")
         add("flood", "p99 ratio flooded / idle (target <= 2)", r.get("p99_ratio_flood_over_idle"), "x")
+        sends = " / ".join(str(_get(r, p, "send_error_ms", "p99")) for p in ("idle", "flood", "after"))
+        add("flood", "clock-pulse send error p99 idle / flood / after", sends, " ms")
+        add("flood", "send p99 ratio flooded / idle", r.get("send_p99_ratio_flood_over_idle"), "x")
         add("flood", "private memory growth under the flood", _get(r, "flood", "rss_growth_mb"), " MB")
     for name in BENCHES:
         r = results.get(name)
