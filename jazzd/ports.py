@@ -5,6 +5,10 @@ input queue: no rtmidi/mido callback, because a Python callback would run inside
 real-time thread and wait there for the GIL.  Holds no MIDI parsing (bytes in, bytes
 out; the caller parses).  Never imports tensorflow, music21, numpy or mido.
 
+Ports come and go: `MidiPorts.check` (called from the loop's slack) notices a port
+jazzd connected to by name vanishing and coming back, and a JACK server that stops and
+starts again, and reconnects by name; see its docstring for how and what it cannot see.
+
 What Python cannot guarantee here: `poll` and `send` allocate small objects (the bytes
 and the list), and the garbage collector or another thread holding the GIL can still
 delay them.  Backend errors are translated into `PortError` at this edge.
