@@ -303,22 +303,12 @@ def _open(backend, client_name, midi_in, midi_out, input, output,
     # Resolve both before creating any port, so a name cannot match jazzd's own ports.
     source = _resolve(input, sources, "input", backend, absent_ok)
     sink = _resolve(output, sinks, "output", backend, absent_ok)
-    connected = [True, True]
     try:
-        if source is None:
-            midi_in.open_virtual_port(VIRTUAL_INPUT)
-            input_name = _discover(midi_out.get_ports, sinks, VIRTUAL_INPUT,
-                                   f"{client_name}:{VIRTUAL_INPUT}")
-        else:
-            connected[0] = _open_named(midi_in, source, VIRTUAL_INPUT)
-            input_name = source
-        if sink is None:
-            midi_out.open_virtual_port(VIRTUAL_OUTPUT)
-            output_name = _discover(midi_in.get_ports, sources, VIRTUAL_OUTPUT,
-                                    f"{client_name}:{VIRTUAL_OUTPUT}")
-        else:
-            connected[1] = _open_named(midi_out, sink, VIRTUAL_OUTPUT)
-            output_name = sink
+        # Our input port shows in the output client's listing, and the other way round.
+        input_name, in_connected = _open_one(midi_in, source, VIRTUAL_INPUT, midi_out.get_ports,
+                                             sinks, client_name)
+        output_name, out_connected = _open_one(midi_out, sink, VIRTUAL_OUTPUT, midi_in.get_ports,
+                                               sources, client_name)
     except ValueError as err:  # the port vanished between listing and opening
         raise PortError(f"a MIDI port disappeared while jazzd opened it: {err}") from err
     except (rtmidi.RtMidiError, OSError, NotImplementedError) as err:
@@ -329,10 +319,20 @@ def _open(backend, client_name, midi_in, midi_out, input, output,
     midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
     ports = MidiPorts(backend, midi_in, midi_out, input_name, output_name,
                       input_virtual=source is None, output_virtual=sink is None,
-                      client_name=client_name, connected=connected)
+                      client_name=client_name, connected=[in_connected, out_connected])
     if backend == "jack":
         ports.watch_server(jack_server_socket())
     return ports
+
+
+def _open_one(client, name: str | None, port: str, lister, before: list[str],
+              client_name: str) -> tuple[str, bool]:
+    """Open one of jazzd's ports: virtual when `name` is None (returns the name others
+    see it by), else connected to the port called `name`.  Returns (name, connected)."""
+    if name is None:
+        client.open_virtual_port(port)
+        return _discover(lister, before, port, f"{client_name}:{port}"), True
+    return name, _open_named(client, name, port)
 
 
 def _open_named(client, name: str, port: str) -> bool:
@@ -433,7 +433,6 @@ class MidiPorts:
                 self._server_seen = now
             if now - self._server_seen < SERVER_SETTLE_S or not self._reopen():
                 return changes
-            self.watch_server(self.server_socket)
             changes.append("server back")
         for k, (client, virtual, name) in enumerate(
                 ((self._in, self.input_virtual, self.input_name),
@@ -476,6 +475,9 @@ class MidiPorts:
             return False
         self._in, self._out, fresh._in, fresh._out = fresh._in, fresh._out, None, None
         self.offline, self.connected = False, fresh.connected
+        # `_open` watched the new server already (one SO_PEERCRED connection): take it over.
+        self.server_socket, self.server_pid = fresh.server_socket, fresh.server_pid
+        self.server_inode, self._server_seen = fresh.server_inode, None
         if self.input_virtual:
             self.input_name = fresh.input_name
         if self.output_virtual:
