@@ -15,6 +15,7 @@ run: $(BIN)/.installed-run
 	$(BIN)/jazzd run $(ARGS)
 
 test: deps venv
+	$(BIN)/lint-imports
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 deps:
@@ -48,6 +49,7 @@ $(BIN)/.installed: pyproject.toml | deps
 
 lint: venv
 	$(BIN)/ruff check jazzd tests bench
+	$(BIN)/lint-imports
 
 # Every benchmark (ingest, step, engine, timing), one table with the machine: bench/RESULTS.md.
 bench: venv

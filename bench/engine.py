@@ -28,14 +28,14 @@ sys.path.insert(0, str(REPO))
 
 import numpy as np  # noqa: E402
 
-from jazzd.bundle import load_bundle  # noqa: E402
-from jazzd.cli import default_model  # noqa: E402
-from jazzd.engine import Engine, Settings  # noqa: E402
-from jazzd.events import NoteOff, NoteOn, Tick  # noqa: E402
-from jazzd.grammar import classify  # noqa: E402
-from jazzd.offline import render  # noqa: E402
-from jazzd.progression import parse_progression  # noqa: E402
-from jazzd.runtime import Runtime  # noqa: E402
+from jazzd.model.bundle import load_bundle  # noqa: E402
+from jazzd.model.runtime import Runtime  # noqa: E402
+from jazzd.model.shipped import default_model  # noqa: E402
+from jazzd.music.grammar import classify  # noqa: E402
+from jazzd.music.progression import parse_progression  # noqa: E402
+from jazzd.play.engine import Engine, Settings  # noqa: E402
+from jazzd.play.events import NoteOff, NoteOn, Tick  # noqa: E402
+from jazzd.play.offline import render  # noqa: E402
 
 CHANGES = {
     "ii-V-I": "Dm7 G7 | Cmaj7 % | Em7b5 A7 | Dm7 % | Dm7 G7 | Cmaj7 A7 | Dm7 G7 | Cmaj7 %",
@@ -99,7 +99,7 @@ def wjd_strong_beat_chord_tones() -> dict | None:
     shared = Path(os.environ.get("JAZZD_SHARED") or REPO.parent / "shared") / "data" / "wjazzd"
     if not shared.exists():
         return None
-    from jazzd.ingest.run import ingest
+    from jazzd.data.ingest.run import ingest
 
     corpus = ingest([shared], fmt="wjazzd", show_progress=False).corpus
     values = corpus.vocab.decode(corpus.tokens)

@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from jazzd.ingest.run import ingest
+from jazzd.data.ingest.run import ingest
 
 
 def main() -> None:
@@ -41,7 +41,7 @@ def main() -> None:
     w1, wn = runs["workers_1"]["wall_s"], runs[f"workers_{args.workers}"]["wall_s"]
     seed_midi = default / "data" / "seed" / "original_metheny.mid"
     if seed_midi.exists():  # the seed's selection, emulating music21 6.7.1 from ticks
-        from jazzd.ingest import seed
+        from jazzd.data.ingest import seed
 
         times = []
         for _ in range(5):

@@ -31,10 +31,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from jazzd.bundle import FEATURE_SIZES, load_bundle, save_bundle  # noqa: E402
 from jazzd.errors import JazzdError  # noqa: E402
-from jazzd.runtime import Runtime  # noqa: E402
-from jazzd.vocab import Vocabulary  # noqa: E402
+from jazzd.model.bundle import FEATURE_SIZES, load_bundle, save_bundle  # noqa: E402
+from jazzd.model.runtime import Runtime  # noqa: E402
+from jazzd.music.vocab import Vocabulary  # noqa: E402
 
 SHIPPED = REPO / "models" / "jazzd-wjd.npz"
 DEFAULT_CFG = {"input": "embedding", "vocab_size": 1000, "embed_dim": 64,
@@ -60,7 +60,7 @@ def timed(fn, warmup: int, runs: int) -> dict:
 
 def random_bundle(folder: Path):
     """A bundle of DEFAULT_CFG with Keras's initial weights and a made-up vocabulary."""
-    from jazzd import keras_model
+    from jazzd.training import keras_model
 
     n = DEFAULT_CFG["vocab_size"]
     vocab = Vocabulary([f"{t},{k / 48:.3f}" for k in range(1, n // 5 + 1) for t in "CSAXR"])
@@ -113,7 +113,7 @@ def main() -> None:
     # (b), (c), (d): Keras, one step of a stateful batch-1 copy
     import tensorflow as tf
 
-    from jazzd import keras_model
+    from jazzd.training import keras_model
 
     model = keras_model.build(cfg, stateful=True)
     keras_model.load_arrays(model, bundle.arrays)

@@ -14,14 +14,13 @@ import os
 import sys
 from pathlib import Path
 
-from . import __version__
-from .errors import ConfigError, JazzdError
-
-DEFAULT_MODEL_NAME = "jazzd-wjd.npz"
+from jazzd import __version__
+from jazzd.errors import ConfigError, JazzdError
+from jazzd.model.shipped import default_model
 
 
 def _cmd_ingest(args) -> int:
-    from .ingest.run import ingest
+    from jazzd.data.ingest.run import ingest
 
     result = ingest(args.sources, fmt=args.format, max_vocab=args.max_vocab, workers=args.workers,
                     show_progress=not args.quiet)
@@ -48,20 +47,9 @@ def _cmd_ingest(args) -> int:
     return 1 if result.failures else 0
 
 
-def default_model() -> Path:
-    """The bundled model: $JAZZD_MODEL, else models/ of this checkout, else share/jazzd/."""
-    if os.environ.get("JAZZD_MODEL"):
-        return Path(os.environ["JAZZD_MODEL"])
-    here = Path(__file__).resolve().parent.parent / "models" / DEFAULT_MODEL_NAME
-    for candidate in (here, Path(sys.prefix) / "share" / "jazzd" / "models" / DEFAULT_MODEL_NAME,
-                      Path("/usr/share/jazzd/models") / DEFAULT_MODEL_NAME):
-        if candidate.exists():
-            return candidate
-    return here
-
 
 def _cmd_train(args) -> int:
-    from .train import train
+    from jazzd.training.train import train
 
     train(args.corpus, args.output, preset=args.preset, layers=args.layers, hidden=args.hidden,
           seq_len=args.seq_len, epochs=args.epochs, batch=args.batch, lr=args.lr,
@@ -73,12 +61,12 @@ def _cmd_train(args) -> int:
 def _cmd_generate(args) -> int:
     import numpy as np
 
-    from .bundle import load_bundle
-    from .engine import Engine, Settings
-    from .offline import render
-    from .progression import DEFAULT_CHANGES, parse_progression
-    from .render import piano_roll, write_midi
-    from .runtime import Runtime
+    from jazzd.model.bundle import load_bundle
+    from jazzd.model.runtime import Runtime
+    from jazzd.music.progression import DEFAULT_CHANGES, parse_progression
+    from jazzd.play.engine import Engine, Settings
+    from jazzd.play.offline import render
+    from jazzd.play.render import write_midi
 
     if args.bars < 1 or args.tempo <= 0 or args.temperature < 0 or not 0 < args.top_p <= 1:
         raise ConfigError("--bars and --tempo must be positive, --temperature at least 0, --top-p in (0, 1]")
@@ -92,6 +80,8 @@ def _cmd_generate(args) -> int:
     notes = render(engine, args.bars, args.tempo)
     write_midi(args.output, notes, progression, args.bars, args.tempo)
     if args.png:
+        from jazzd.judge.plots import piano_roll
+
         piano_roll(args.png, notes, progression, args.bars, title=Path(args.output).name)
     print(f"wrote {args.output}: {len(notes)} notes over {args.bars} bars of "
           f"{progression.text!r} at {args.tempo:g} bpm (seed {args.seed})")
@@ -100,8 +90,8 @@ def _cmd_generate(args) -> int:
 
 def _prime(soloist, path) -> None:
     """Teacher-force the values of a played call (a MIDI file) into the soloist."""
-    from .grammar import iter_bar
-    from .ingest.midi import read
+    from jazzd.data.ingest.midi import read
+    from jazzd.music.grammar import iter_bar
 
     piece = read(path)
     for bar in piece.bars:
@@ -110,7 +100,7 @@ def _prime(soloist, path) -> None:
 
 
 def _cmd_eval(args) -> int:
-    from .evaluate import evaluate_sources
+    from jazzd.training.evaluate import evaluate_sources
 
     result = evaluate_sources(args.model or default_model(), args.sources, fmt=args.format, split=args.split)
     if args.json:
@@ -127,7 +117,7 @@ def _cmd_eval(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import Options, run_report
+    from jazzd.judge.report import Options, run_report
 
     opts = Options(real=args.real, output=args.output, model=str(args.model or default_model()),
                    fmt=args.format, split=args.split, compare=args.compare or [],
@@ -144,7 +134,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_run(args) -> int:
-    from .daemon import main as run_daemon
+    from jazzd.live.daemon import main as run_daemon
 
     overrides = {}
     for key, value in (("model.path", args.model), ("midi.backend", args.backend),
@@ -161,7 +151,7 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_ports(args) -> int:
-    from .ports import list_ports
+    from jazzd.live.ports import list_ports
 
     ports = list_ports(args.backend)
     for kind in ("inputs", "outputs"):
@@ -175,8 +165,8 @@ def _cmd_ports(args) -> int:
 
 def _cmd_panic(args) -> int:
     """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
-    from .config import load_config
-    from .ports import open_ports, panic_messages
+    from jazzd.live.config import load_config
+    from jazzd.live.ports import open_ports, panic_messages
 
     # What the daemon's unit runs after any stop (ExecStopPost): the configured output,
     # so that a crashed daemon's synth is reached.  A virtual output's peers cannot be:

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 
-from jazzd.config import load_config
-from jazzd.daemon import Daemon
-from jazzd.notify import Notifier
+from jazzd.live.config import load_config
+from jazzd.live.daemon import Daemon
+from jazzd.live.notify import Notifier
 
 from .test_bundle import DEFECTS, Trap  # noqa: F401  (Trap: the pickle trap DEFECTS uses)
 from .test_fuzz import Wire

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jazzd.chordrec import ROOT_NAMES, TEMPLATES, base_quality, recognize, symbol_for
-from jazzd.chords import parse_chord
+from jazzd.music.chordrec import ROOT_NAMES, TEMPLATES, base_quality, recognize, symbol_for
+from jazzd.music.chords import parse_chord
 
 QUALITIES = list(TEMPLATES)
 ROOTS = (0, 2, 3, 5, 6, 10, 11)

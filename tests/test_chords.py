@@ -4,8 +4,8 @@ import csv
 
 import pytest
 
-from jazzd.chords import derived_scale, parse_chord
 from jazzd.errors import ChordSymbolError
+from jazzd.music.chords import derived_scale, parse_chord
 
 from .conftest import WJD, need
 

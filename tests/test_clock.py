@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jazzd.clock import (
+from jazzd.live.clock import (
     PPQN,
     InternalClock,
     MidiClockFollower,
@@ -22,7 +22,7 @@ from jazzd.clock import (
     decode_song_position,
     encode_song_position,
 )
-from jazzd.events import Tick
+from jazzd.play.events import Tick
 
 F8, FA, FB, FC, FE = b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe"
 

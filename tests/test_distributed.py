@@ -8,8 +8,8 @@ import sys
 
 import pytest
 
-from jazzd.chords import parse_chord
-from jazzd.corpus import build
+from jazzd.data.corpus import build
+from jazzd.music.chords import parse_chord
 
 pytestmark = [pytest.mark.keras, pytest.mark.slow]
 pytest.importorskip("tensorflow", reason="the trainer needs the train extra (tensorflow)")

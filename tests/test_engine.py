@@ -8,13 +8,13 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from jazzd.bundle import load_bundle
-from jazzd.engine import Engine, Settings
-from jazzd.events import Control, NoteOff, NoteOn
-from jazzd.listener import Listener, snap
-from jazzd.offline import ManualClock
-from jazzd.runtime import Runtime
-from jazzd.tracker import ChordTracker
+from jazzd.model.bundle import load_bundle
+from jazzd.model.runtime import Runtime
+from jazzd.play.engine import Engine, Settings
+from jazzd.play.events import Control, NoteOff, NoteOn
+from jazzd.play.listener import Listener, snap
+from jazzd.play.offline import ManualClock
+from jazzd.play.tracker import ChordTracker
 
 from .tinymodel import make_bundle
 

@@ -13,9 +13,9 @@ import logging
 import numpy as np
 import pytest
 
-from jazzd.config import load_config
-from jazzd.daemon import Daemon
-from jazzd.notify import Notifier
+from jazzd.live.config import load_config
+from jazzd.live.daemon import Daemon
+from jazzd.live.notify import Notifier
 
 from .tinymodel import make_bundle
 

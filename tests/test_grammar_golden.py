@@ -5,9 +5,9 @@ from collections import Counter
 
 import pytest
 
-from jazzd.chords import spelled_chord
-from jazzd.grammar import Element, encode_bar
-from jazzd.vocab import Vocabulary
+from jazzd.music.chords import spelled_chord
+from jazzd.music.grammar import Element, encode_bar
+from jazzd.music.vocab import Vocabulary
 
 from .conftest import SEED, need
 

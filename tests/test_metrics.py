@@ -7,10 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from jazzd.chords import parse_chord
-from jazzd.grammar import Element
-from jazzd.ingest.common import Bar, Piece
-from jazzd.metrics import (
+from jazzd.data.ingest.common import Bar, Piece
+from jazzd.judge.metrics import (
     FEATURES,
     LENGTH_CLASSES,
     MAX_INTERVAL,
@@ -37,6 +35,8 @@ from jazzd.metrics import (
     solo_of_piece,
     type_shares,
 )
+from jazzd.music.chords import parse_chord
+from jazzd.music.grammar import Element
 
 C7 = parse_chord("C7")
 G7 = parse_chord("G7")

@@ -8,8 +8,15 @@ import time
 import numpy as np
 import pytest
 
-from jazzd.copying import CopyIndex
-from jazzd.mgeval import compare, inter_distances, intra_distances, kde, kl_divergence, overlap_area
+from jazzd.judge.copying import CopyIndex
+from jazzd.judge.mgeval import (
+    compare,
+    inter_distances,
+    intra_distances,
+    kde,
+    kl_divergence,
+    overlap_area,
+)
 
 
 def test_identical_distributions_overlap_fully_and_diverge_nothing():

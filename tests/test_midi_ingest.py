@@ -9,9 +9,9 @@ from pathlib import Path
 import mido
 import pytest
 
-from jazzd.chordrec import recognize
+from jazzd.data.ingest.midi import read
 from jazzd.errors import InputError
-from jazzd.ingest.midi import read
+from jazzd.music.chordrec import recognize
 
 TPB = 480
 SHARED = Path(os.environ.get("JAZZD_SHARED") or Path(__file__).resolve().parents[2] / "shared")

@@ -5,14 +5,14 @@ greedy tokens.  Keras -> export_arrays -> save_bundle -> load_bundle -> Runtime.
 import numpy as np
 import pytest
 
-from jazzd.bundle import FEATURE_SIZES, load_bundle, save_bundle
-from jazzd.runtime import Runtime
+from jazzd.model.bundle import FEATURE_SIZES, load_bundle, save_bundle
+from jazzd.model.runtime import Runtime
 
 from .test_bundle import fake_vocab, random_arrays
 
 pytestmark = pytest.mark.keras
 tf = pytest.importorskip("tensorflow")
-keras_model = pytest.importorskip("jazzd.keras_model")
+keras_model = pytest.importorskip("jazzd.training.keras_model")
 
 STEPS = 200
 CONFIGS = {

@@ -5,9 +5,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from jazzd.chords import parse_chord
 from jazzd.errors import VocabularyError
-from jazzd.grammar import (
+from jazzd.music.chords import parse_chord
+from jazzd.music.grammar import (
     MIN_DUR,
     Element,
     classify,
@@ -17,7 +17,7 @@ from jazzd.grammar import (
     parse_value,
     realize,
 )
-from jazzd.pitch import interval_name, parse_interval_name, window_names
+from jazzd.music.pitch import interval_name, parse_interval_name, window_names
 
 # Worked examples of ../shared/notes/seed-pipeline.md section 2.3 (C4 = 60 as the previous note).
 WINDOW_EXAMPLES = [

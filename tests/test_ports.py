@@ -1,4 +1,4 @@
-"""jazzd.ports against a real private JACK server (dummy backend), and its pure parts.
+"""jazzd.live.ports against a real private JACK server (dummy backend), and its pure parts.
 
 The test plays the other MIDI programs: a keyboard (an rtmidi output client) that
 connects to jazzd's input, and a recorder (an rtmidi input client) fed by jazzd's output.
@@ -6,7 +6,6 @@ connects to jazzd's input, and a recorder (an rtmidi input client) fed by jazzd'
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import subprocess
@@ -16,7 +15,7 @@ import time
 import pytest
 
 from jazzd.errors import PortError
-from jazzd.ports import (
+from jazzd.live.ports import (
     APIS,
     available_apis,
     find_port,
@@ -347,12 +346,3 @@ def test_find_port_prefers_an_exact_name_then_a_unique_substring():
         find_port(True, ports)
     with pytest.raises(PortError, match=r"part of a port name, not 1\.5"):
         find_port(1.5, ports)
-
-
-def test_ports_module_imports_no_heavy_library_and_no_mido():
-    code = ("import sys, json, jazzd.ports\n"
-            "print(json.dumps(sorted({m.split('.')[0] for m in sys.modules} & "
-            "{'numpy', 'mido', 'tensorflow', 'keras', 'music21'})))")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True)
-    assert json.loads(out.stdout) == []

@@ -9,14 +9,14 @@ import sys
 
 import pytest
 
-from jazzd.chords import parse_chord
 from jazzd.cli import main
-from jazzd.grammar import Element
-from jazzd.ingest.common import Bar, Piece
-from jazzd.metrics import solo_of_piece
-from jazzd.progression import Progression
-from jazzd.render import Note
-from jazzd.report import piece_of_notes, progression_of_piece
+from jazzd.data.ingest.common import Bar, Piece
+from jazzd.judge.metrics import solo_of_piece
+from jazzd.judge.report import piece_of_notes, progression_of_piece
+from jazzd.music.chords import parse_chord
+from jazzd.music.grammar import Element
+from jazzd.music.progression import Progression
+from jazzd.play.render import Note
 
 from .conftest import REPO, WJD, need
 from .tinymodel import make_bundle
@@ -119,8 +119,8 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
 def test_report_copy_check_and_validation_split(tmp_path):
     """With a bundle that names its training solos, --split auto judges on the others
     and the copy check reads the training solos from the same sources."""
-    from jazzd.bundle import load_bundle
-    from jazzd.report import select_real, training_index
+    from jazzd.judge.report import select_real, training_index
+    from jazzd.model.bundle import load_bundle
 
     csvs, _ = wjd_solos(6)
     bundle = load_bundle(make_bundle(tmp_path / "tiny.npz"))
@@ -130,7 +130,7 @@ def test_report_copy_check_and_validation_split(tmp_path):
     chosen, split = select_real(bundle, jobs, "auto")
     assert split == "validation" and [p for p, _ in chosen] == csvs[4:]
     index = training_index(bundle, jobs, "wjazzd", progress=False)
-    from jazzd.ingest.run import read_source
+    from jazzd.data.ingest.run import read_source
 
     values = solo_of_piece(read_source(csvs[2], "wjazzd")).values
     assert index.longest(values)[0] == len(values)  # a training solo is copied whole

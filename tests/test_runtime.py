@@ -7,8 +7,8 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from jazzd.bundle import FEATURE_SIZES, load_bundle, save_bundle
-from jazzd.runtime import Runtime
+from jazzd.model.bundle import FEATURE_SIZES, load_bundle, save_bundle
+from jazzd.model.runtime import Runtime
 
 from .test_bundle import CFG, ONEHOT, fake_vocab, random_arrays
 

@@ -1,4 +1,4 @@
-"""The seed reader (`jazzd.ingest.seed`) against the seed's golden files (music21 6.7.1 output).
+"""The seed reader (`jazzd.data.ingest.seed`) against the seed's golden files (music21 6.7.1 output).
 
 Needs ../shared (or $JAZZD_SHARED); the whole module skips where it is absent.
 """
@@ -9,8 +9,8 @@ import json
 
 import pytest
 
+from jazzd.data.ingest import seed
 from jazzd.errors import InputError
-from jazzd.ingest import seed
 
 from .conftest import SEED
 
@@ -107,8 +107,8 @@ def test_music21_chord_quality(midis, quality):
 
 def test_cli_dumps_the_seed_corpus_and_windows_reproduce(tmp_path, capsys):
     from jazzd.cli import main
-    from jazzd.corpus import Corpus
-    from jazzd.windows import seed_windows
+    from jazzd.data.corpus import Corpus
+    from jazzd.training.windows import seed_windows
 
     out, dump = tmp_path / "seed.npz", tmp_path / "values.txt"
     assert main(["ingest", "--format", "seed", str(MIDI), "-o", str(out), "--dump-values", str(dump), "-q"]) == 0

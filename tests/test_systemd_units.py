@@ -16,6 +16,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tempfile
 import textwrap
 from pathlib import Path
 
@@ -38,9 +39,15 @@ def analyze(*args: str, user: bool, tmp_path: Path) -> subprocess.CompletedProce
     if user and not env.get("XDG_RUNTIME_DIR"):
         # As root outside a login session the user manager has no runtime directory
         # and `systemd-analyze --user` refuses to start ("Failed to lookup RuntimeDirectory").
-        runtime = tmp_path / "xdg-runtime"
-        runtime.mkdir(mode=0o700, exist_ok=True)
-        env["XDG_RUNTIME_DIR"] = str(runtime)
+        # Short, under /tmp: user units put sockets in it (a socket path has at most 108
+        # bytes, and pytest-xdist's tmp_path is longer than that leaves room for).
+        with tempfile.TemporaryDirectory(prefix="xdg-", dir="/tmp") as runtime:
+            env["XDG_RUNTIME_DIR"] = runtime
+            return _run_analyze(args, user, env)
+    return _run_analyze(args, user, env)
+
+
+def _run_analyze(args, user: bool, env: dict) -> subprocess.CompletedProcess:
     cmd = [SYSTEMD_ANALYZE, *(["--user"] if user else []), *args]
     return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=120)
 
@@ -210,8 +217,8 @@ MDWE_CHILD = textwrap.dedent("""
     rng = np.random.default_rng(0)
     a = rng.standard_normal((128, 128)) + 128 * np.eye(128)
     assert np.allclose(a @ np.linalg.solve(a, np.ones(128)), 1.0)
-    for name in ["rtmidi", "mido", "mido.backends.rtmidi", "jazzd.notify", "jazzd.bundle",
-                 "jazzd.runtime", "jazzd.soloist"]:
+    for name in ["rtmidi", "mido", "mido.backends.rtmidi", "jazzd.live.notify", "jazzd.model.bundle",
+                 "jazzd.model.runtime", "jazzd.play.soloist"]:
         if importlib.util.find_spec(name) is not None:
             importlib.import_module(name)
     print("OK")

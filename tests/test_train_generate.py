@@ -7,7 +7,7 @@ import pytest
 
 from jazzd.cli import main
 from jazzd.errors import ConfigError
-from jazzd.progression import parse_progression
+from jazzd.music.progression import parse_progression
 
 from .conftest import SEED, WJD, need
 
@@ -35,7 +35,7 @@ def seed_corpus(tmp_path_factory):
 
 @pytest.mark.slow
 def test_seed_preset_lands_in_the_seeds_loss_regime(seed_corpus, tmp_path):
-    from jazzd.train import train
+    from jazzd.training.train import train
 
     lines = []
     result = train(seed_corpus, tmp_path / "seed.npz", preset="seed", log=lines.append)
@@ -61,7 +61,7 @@ def small_model(tmp_path_factory):
 
 @pytest.mark.slow
 def test_default_training_writes_bundle_baseline_config_and_curves(small_model):
-    from jazzd.bundle import load_bundle
+    from jazzd.model.bundle import load_bundle
 
     bundle = load_bundle(small_model / "m.npz")
     training = bundle.manifest["training"]

@@ -9,10 +9,10 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from jazzd.corpus import Corpus, build
+from jazzd.data.corpus import Corpus, build
 from jazzd.errors import InputError
-from jazzd.vocab import Vocabulary
-from jazzd.windows import seed_window_starts, seed_windows
+from jazzd.music.vocab import Vocabulary
+from jazzd.training.windows import seed_window_starts, seed_windows
 
 from .conftest import SEED, need
 
@@ -21,7 +21,7 @@ VALUES = ["C,0.500", "C,0.250,<m2,P-4>", "R,0.250", "S,0.500,<P4,m-2>", "A,0.333
 
 def test_order_is_a_sort_not_a_hash_order():
     assert Vocabulary(VALUES).values == Vocabulary(reversed(VALUES)).values
-    code = ("from jazzd.vocab import Vocabulary; import json;"
+    code = ("from jazzd.music.vocab import Vocabulary; import json;"
             f"print(json.dumps(Vocabulary(set({VALUES!r})).values))")
     outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                            env={**os.environ, "PYTHONHASHSEED": str(seed)}).stdout for seed in (0, 1, 2)}
@@ -49,7 +49,7 @@ def test_max_size_keeps_the_most_frequent_and_reports_coverage():
 
 
 def _pieces():
-    from jazzd.chords import parse_chord
+    from jazzd.music.chords import parse_chord
 
     c = parse_chord("C7")
     return [("a", ["C,0.500", "R,0.250", "S,0.500,<P4,m-2>"], [0.0, 0.5, 0.75], [c, c, c]),
@@ -69,7 +69,7 @@ def test_corpus_round_trip(tmp_path):
 
 def test_max_vocab_maps_outside_values_to_their_nearest():
     pieces = [*_pieces(), ("c", ["C,0.250,<m2,P-4>", "C,0.500"], [0.0, 0.25], [None, None])]
-    from jazzd.chords import parse_chord
+    from jazzd.music.chords import parse_chord
 
     pieces[2] = (*pieces[2][:3], [parse_chord("C")] * 2)
     corpus = build(pieces, max_vocab=4)  # one value of each type survives, however small

@@ -6,10 +6,10 @@ import json
 import pytest
 
 from jazzd.cli import main
-from jazzd.corpus import Corpus
+from jazzd.data.corpus import Corpus
+from jazzd.data.ingest import wjazzd
+from jazzd.data.ingest.run import ingest
 from jazzd.errors import InputError
-from jazzd.ingest import wjazzd
-from jazzd.ingest.run import ingest
 
 from .conftest import WJD, need
 

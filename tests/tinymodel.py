@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from jazzd.bundle import array_shapes, save_bundle
-from jazzd.features import FEATURE_SIZES
-from jazzd.vocab import Vocabulary
+from jazzd.model.bundle import array_shapes, save_bundle
+from jazzd.music.features import FEATURE_SIZES
+from jazzd.music.vocab import Vocabulary
 
 DURS = ("0.250", "0.500", "0.333", "1.000")
 WINDOWS = ("<m2,P-4>", "<P4,m-2>", "<d5,P1>", "<P1,d-5>", "<M3,d-3>")

@@ -1,0 +1,538 @@
+"""The daemon: MIDI ports, beat clock, engine and systemd in one real-time loop.
+
+Main thread only, and the process's only Python thread (a second one holding the GIL
+makes this loop ~5 ms late: ../shared/notes/realtime.md).  Never imports tensorflow or
+music21.  The loop polls input (Python never runs in JACK's thread), feeds the engine,
+sends what the schedule says is due at absolute deadlines (sleep, then spin the last
+stretch), pings the watchdog from the beat path, and turns signals into flags:
+SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config and model atomically.
+Bad input is dropped and counted, never raised.
+"""
+
+from __future__ import annotations
+
+import gc
+import logging
+import math
+import os
+import signal
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from jazzd.errors import JazzdError
+from jazzd.live.clock import (
+    InternalClock,
+    MidiClockFollower,
+    TransportContinue,
+    TransportStart,
+    TransportStop,
+)
+from jazzd.live.config import Config, load_config
+from jazzd.live.notify import Notifier
+from jazzd.live.ports import open_ports
+from jazzd.model.bundle import load_bundle
+from jazzd.model.runtime import Runtime
+from jazzd.model.shipped import default_model
+from jazzd.music.progression import parse_progression
+from jazzd.play.engine import MODES, Engine, Settings
+from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
+from jazzd.play.schedule import Schedule
+
+log = logging.getLogger("jazzd")
+
+POLL_S = 0.001          # input is polled at least this often
+SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
+START_DELAY_S = 0.25    # the internal clock's first beat, after ready
+CHECK_S = 0.1           # lost and returning ports are looked for this often
+REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
+SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
+
+
+@dataclass
+class Counters:
+    received: int = 0
+    dropped: int = 0      # input messages dropped, with the reason in `by_reason`
+    sent: int = 0
+    unsent: int = 0       # output dropped while the MIDI system was gone
+    reloads: int = 0
+    rejected_reloads: int = 0
+    by_reason: dict = field(default_factory=dict)
+
+    def drop(self, reason: str) -> None:
+        self.dropped += 1
+        self.by_reason[reason] = self.by_reason.get(reason, 0) + 1
+
+    def drops_text(self) -> str:
+        """"dropped 12 (malformed 10, other channel 2)", or "dropped 0"."""
+        if not self.dropped:
+            return "dropped 0"
+        reasons = ", ".join(f"{r} {n}" for r, n in sorted(self.by_reason.items(), key=lambda i: -i[1]))
+        return f"dropped {self.dropped} ({reasons})"
+
+
+def engine_settings(cfg: Config) -> Settings:
+    e, c = cfg.engine, cfg.call
+    return Settings(
+        mode=e.mode, beats_per_bar=cfg.clock.beats_per_bar, split=e.split,
+        chord_channel=e.chord_channel - 1 if e.chord_channel else None,
+        melody_channel=e.melody_channel - 1 if e.melody_channel else None,
+        output_channel=cfg.midi.output_channel - 1, temperature=e.temperature, top_p=e.top_p,
+        density=e.density, pitch_range=(e.range_low, e.range_high), lookahead=e.lookahead_beats,
+        velocity_humanize=e.velocity_humanize, silence_beats=c.silence_beats, max_bars=c.max_bars,
+        min_beats=c.min_beats, answer_start=c.answer_start, answer_beats=c.answer_beats,
+        interrupt=c.interrupt)
+
+
+def model_path(cfg: Config) -> Path:
+    if cfg.model.path:
+        return Path(cfg.model.path)
+    return default_model()
+
+
+class Daemon:
+    def __init__(self, cfg: Config, config_file=None, overrides=None, notifier: Notifier | None = None,
+                 clock_out: bool | None = None):
+        self.cfg = cfg
+        self._config_args = (config_file, overrides)
+        self.notifier = notifier or Notifier()
+        self.counters = Counters()
+        self.schedule = Schedule()
+        self.sounding: set[tuple[int, int]] = set()  # (channel, note) sent on and not yet off
+        self.channels_used: set[int] = {cfg.midi.output_channel - 1}
+        self.stop_requested = False
+        self.reload_requested = False
+        self.ports = None
+        self.clock_out = cfg.clock.send if clock_out is None else clock_out
+        self._wake: float | None = None
+        self.model_name = ""
+        self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
+        self.input_pedal: set[int] = set()              # channels with the sustain pedal down
+        self._next_check = 0.0
+        self._next_report = 0.0
+        self._reported = (0, 0, 0)  # (dropped, unsent, queue full) as last reported
+        self.port_state = "ok"
+        self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
+
+    # --- start-up -------------------------------------------------------------------------
+    def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
+        import numpy as np
+
+        runtime = Runtime(load_bundle(path))
+        progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
+            if cfg.engine.progression else None
+        rng = np.random.default_rng(seed)
+        return Engine(runtime, rng, engine_settings(cfg), progression=progression)
+
+    def start(self, now: float | None = None, ports=None) -> str:
+        """Load the model, open the ports (or use `ports`: anything with MidiPorts'
+        poll/send/check/close/description), start the clock; returns the ready line."""
+        cfg = self.cfg
+        path = model_path(cfg)
+        self.engine = self._build_engine(cfg, path)
+        self.model_name = path.name
+        m = cfg.midi
+        self.ports = ports or open_ports(m.backend, m.client_name, m.input or None, m.output or None)
+        now = time.monotonic() if now is None else now
+        if cfg.clock.source == "internal":
+            self.clock = InternalClock(cfg.clock.tempo, now + START_DELAY_S, cfg.clock.beats_per_bar)
+            self.follower = None
+        else:
+            self.clock = None
+            self.follower = MidiClockFollower(cfg.clock.beats_per_bar)
+        # As clock master, the same clock's 0xF8 pulses (and Start) go out with the beats.
+        self.out_clock = self.clock if self.clock_out and self.clock is not None else None
+        line = (f"jazzd ready: {self.ports.description()}; model {self.model_name}; "
+                f"{self._clock_text()}; mode {cfg.engine.mode}")
+        self.notifier.ready(self.status_text())
+        return line
+
+    def _clock_text(self) -> str:
+        if self.clock is not None:
+            return f"internal clock {self.cfg.clock.tempo:g} bpm"
+        return "following MIDI clock"
+
+    def tempo(self) -> float:
+        if self.clock is not None:
+            return self.clock.tempo
+        return self.follower.tempo or 0.0
+
+    def status_text(self) -> str:
+        ports = "" if self.port_state == "ok" else f", {self.port_state}"
+        return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
+                f"temperature {self.engine.settings.temperature:.1f}{ports}, "
+                f"{self.counters.drops_text()}")
+
+    # --- the loop ---------------------------------------------------------------------------
+    def run(self) -> int:
+        """Loop until a stop is requested; returns the exit code."""
+        try:
+            while not self.stop_requested:
+                now = time.monotonic()
+                if self.reload_requested:
+                    self.reload_requested = False
+                    self.reload(now)
+                self.step(now)
+                self._wait()
+        finally:
+            self.shutdown(time.monotonic())
+        return 0
+
+    def step(self, now: float) -> None:
+        """One turn: what is due goes out first (so a beat's own notes never wait for the
+        model's planning of the next beat), then input, clock and wake-ups, then output."""
+        self._send_due(now)
+        for data, _delta in self.ports.poll():
+            self.counters.received += 1
+            self.handle(data, now)
+        if self.clock is not None:
+            for tick in self.clock.poll(now):
+                self._apply(self.engine.tick(tick))
+        if self._wake is not None and now >= self._wake:
+            self._wake = None
+            self._apply(self.engine.wake(now))
+        self._send_due(self.monotonic())
+        self._alive(now)
+
+    def _send_due(self, now: float) -> None:
+        if self.out_clock is not None:
+            for message in self.out_clock.clock_messages(now):
+                self._send(message)
+        for ev in self.schedule.due(now):
+            self._send_out(ev)
+
+    def _alive(self, now: float) -> None:
+        """Ping the watchdog from the loop itself, and only while the beat clock is on
+        time: a stalled loop or a clock that stopped ticking ends the pings (a stopped
+        external transport does not: then there is no beat to keep)."""
+        if not (self.cfg.system.watchdog and self.notifier.watchdog_due(now)):
+            return
+        if self.clock is not None and now - self.clock.next_tick_time() > 60.0 / self.clock.tempo:
+            return
+        self.notifier.watchdog(now)
+
+    def _wait(self) -> None:
+        """Sleep until the next input poll, or until just before an output deadline and
+        spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here).
+        Port checks and reports use the slack when a deadline is not close."""
+        now = time.monotonic()
+        deadlines = [self.schedule.next_time(), self._wake,
+                     self.clock.next_tick_time() if self.clock is not None else None,
+                     self.out_clock.next_pulse_time() if self.out_clock is not None else None]
+        due = min((d for d in deadlines if d is not None), default=math.inf)
+        if due - now > 4 * SPIN_S:
+            if now >= self._next_check:
+                self._next_check = now + CHECK_S
+                self._check_ports(now)
+            elif now >= self._next_report:
+                self._next_report = now + REPORT_S
+                self._report()
+            now = time.monotonic()
+        if due - now > SPIN_S:
+            time.sleep(min(POLL_S, due - now - SPIN_S))
+            return
+        while time.monotonic() < due:
+            pass
+
+    # --- ports that come and go ---------------------------------------------------------------
+    def _check_ports(self, now: float) -> None:
+        try:
+            changes = self.ports.check()
+        except Exception:  # port bookkeeping must not stop the music: try again next time
+            log.exception("checking the MIDI ports failed")
+            return
+        for change in changes:
+            self._port_change(change, now)
+
+    def _port_change(self, change: str, now: float) -> None:
+        ports = self.ports
+        if change == "server lost":
+            log.error("the JACK server stopped: jazzd keeps its beat and reopens its ports "
+                      "when the server is back")
+            self._release_player(now)
+            self.sounding.clear()  # every connection went with the server
+            self.port_state = "JACK server lost"
+        elif change == "server back":
+            log.warning("the JACK server is back: %s", ports.description())
+            self.port_state = "ok"
+        elif change == "input lost":
+            log.warning("MIDI input %s disappeared: the player's keys are released; "
+                        "reconnecting when it returns", ports.input_name)
+            self._release_player(now)
+            self.port_state = f"input {ports.input_name} lost"
+        elif change == "output lost":
+            log.warning("MIDI output %s disappeared: reconnecting when it returns",
+                        ports.output_name)
+            self.port_state = f"output {ports.output_name} lost"
+        else:  # "input back", "output back"
+            log.warning("MIDI %s %s is back: reconnected", change.split()[0],
+                        ports.input_name if change.startswith("input") else ports.output_name)
+            self.port_state = "ok" if all(ports.connected) else self.port_state
+        self.notifier.status(self.status_text())
+
+    def _release_player(self, now: float) -> None:
+        """The keys the player held (and the pedal) are up: their port went away."""
+        for ch, note in sorted(self.input_held):
+            self._apply(self.engine.feed(NoteOff(now, note, ch)))
+        for ch in sorted(self.input_pedal):
+            self._apply(self.engine.feed(Control(now, SUSTAIN, 0, ch)))
+        self.input_held.clear()
+        self.input_pedal.clear()
+
+    def _report(self) -> None:
+        """New drops since the last report go to STATUS and, once, to the log."""
+        c = self.counters
+        counts = (c.dropped, c.unsent, self.schedule.dropped)
+        if counts == self._reported:
+            return
+        new = [a - b for a, b in zip(counts, self._reported, strict=True)]
+        self._reported = counts
+        if new[0]:
+            log.warning("dropped %d input messages (%s in all so far)", new[0], c.drops_text())
+        if new[1]:
+            log.warning("%d messages could not be sent: the MIDI system is gone", new[1])
+        if new[2]:
+            log.warning("the output queue is full (%d events): dropped %d notes",
+                        self.schedule.limit, new[2])
+        self.notifier.status(self.status_text())
+
+    def _apply(self, plan: Plan) -> None:
+        if plan.cancel_from is not None or plan.events:
+            self.schedule.add(plan)
+        if plan.wake is not None:
+            self._wake = plan.wake
+
+    # --- input ---------------------------------------------------------------------------------
+    def handle(self, data: bytes, now: float) -> None:
+        """One raw MIDI message from the input port.  Never raises."""
+        try:
+            self._handle(data, now)
+        except Exception as err:  # a bug must not stop the music: drop, count, log
+            self.counters.drop("error")
+            log.exception("dropped a message after an error (%s): %s", err, data.hex())
+
+    def _handle(self, data: bytes, now: float) -> None:
+        if not data:
+            return self.counters.drop("empty")
+        status = data[0]
+        if status < 0x80 or (status != 0xF0 and any(b > 0x7F for b in data[1:])):
+            return self.counters.drop("malformed")
+        if status >= 0xF0:
+            return self._system(data, now)
+        kind, channel = status & 0xF0, status & 0x0F
+        want = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}[kind]
+        if len(data) != want:
+            return self.counters.drop("malformed")
+        if self.cfg.midi.input_channel and channel != self.cfg.midi.input_channel - 1:
+            return self.counters.drop("other channel")
+        if kind in (0x80, 0x90):
+            note, velocity = data[1], data[2]
+            on = kind == 0x90 and velocity > 0
+            if self.cfg.midi.thru:
+                self._thru(on, note, velocity)
+            if on:
+                self.input_held.add((channel, note))
+                event = NoteOn(now, note, velocity, channel)
+            else:
+                self.input_held.discard((channel, note))
+                event = NoteOff(now, note, channel)
+            self._apply(self.engine.feed(event))
+        elif kind == 0xB0:
+            self._control(channel, data[1], data[2], now)
+        elif kind == 0xC0:
+            self._program(data[1], now)
+
+    def _system(self, data: bytes, now: float) -> None:
+        if self.follower is None:
+            return  # clock and transport from the port matter only when following
+        for ev in self.follower.feed(now, data):
+            if isinstance(ev, Tick):
+                self._apply(self.engine.tick(ev))
+            elif isinstance(ev, TransportStop):
+                self.silence(now)
+            elif isinstance(ev, TransportStart | TransportContinue):
+                log.info("transport %s at beat %g", type(ev).__name__[9:].lower(), ev.beat)
+
+    def _control(self, channel: int, number: int, value: int, now: float) -> None:
+        c = self.cfg.control
+        s = self.engine.settings
+        if number == SUSTAIN:
+            (self.input_pedal.add if value >= 64 else self.input_pedal.discard)(channel)
+            self._apply(self.engine.feed(Control(now, number, value, channel)))
+        elif number == c.temperature_cc:
+            s.temperature = round(value / 127 * 3.0, 3)
+        elif number == c.density_cc:
+            s.density = round(value / 127, 3)
+        elif number == c.answer_length_cc:
+            s.answer_beats = 0 if value == 0 else round(1 + (value - 1) * 63 / 126)
+        elif number == c.mode_cc:
+            mode = MODES[0 if value <= 42 else 1 if value <= 85 else 2]
+            if mode != s.mode:
+                self._apply(self.engine.set_mode(mode, now))
+                log.info("mode %s", mode)
+        elif number == c.panic_cc and value > 63:
+            self.silence(now)
+        else:
+            return
+        self.notifier.status(self.status_text())
+
+    def _program(self, program: int, now: float) -> None:
+        folder = self.cfg.model.folder
+        if not (self.cfg.control.program_change and folder):
+            return
+        bundles = sorted(Path(folder).glob("*.npz"))
+        bundles = [b for b in bundles if not b.name.endswith(".trigram.npz")]
+        if program >= len(bundles):
+            log.warning("program change %d: only %d bundles in %s", program, len(bundles), folder)
+            return
+        self._switch_model(bundles[program], self.cfg, now)
+
+    def _thru(self, on: bool, note: int, velocity: int) -> None:
+        ch = self.cfg.midi.output_channel - 1
+        self._send_out(Out(0.0, "on" if on else "off", note, velocity if on else 0, ch))
+
+    # --- output ----------------------------------------------------------------------------------
+    def _send(self, data: bytes) -> None:
+        try:
+            if self.ports.send(data):
+                self.counters.sent += 1
+            else:
+                self.counters.unsent += 1
+        except JazzdError as err:
+            log.error("cannot send: %s", err)
+
+    def _send_out(self, ev: Out) -> None:
+        ch = ev.channel & 0x0F
+        if ev.kind == "on":
+            if (ch, ev.number) in self.sounding:  # re-strike: end the old one first
+                self._send(bytes([0x80 | ch, ev.number, 0]))
+            self.sounding.add((ch, ev.number))
+            self._send(bytes([0x90 | ch, ev.number, ev.value]))
+        elif ev.kind == "off":
+            self.sounding.discard((ch, ev.number))
+            self._send(bytes([0x80 | ch, ev.number, 0]))
+        else:
+            self._send(bytes([0xB0 | ch, ev.number, ev.value]))
+        self.channels_used.add(ch)
+
+    def silence(self, now: float) -> None:
+        """Stop playing: cancel what is scheduled, release every sounding note at once."""
+        self._apply(self.engine.stop(now))
+        for ev in self.schedule.due(now):
+            self._send_out(ev)
+        self.schedule.clear()
+        for ch, note in sorted(self.sounding):
+            self._send(bytes([0x80 | ch, note, 0]))
+        self.sounding.clear()
+
+    def panic(self) -> None:
+        """Note offs for what sounds, then CC64=0, CC123 and CC120 on every channel used."""
+        for ch, note in sorted(self.sounding):
+            self._send(bytes([0x80 | ch, note, 0]))
+        self.sounding.clear()
+        for ch in sorted(self.channels_used):
+            for cc in (SUSTAIN, ALL_NOTES_OFF, ALL_SOUND_OFF):
+                self._send(bytes([0xB0 | ch, cc, 0]))
+
+    # --- reload and stop ---------------------------------------------------------------------
+    def reload(self, now: float) -> bool:
+        """Re-read config and model; on any error keep the old, working state."""
+        self.notifier.reloading()
+        config_file, overrides = self._config_args
+        try:
+            cfg = load_config(config_file, overrides)
+            self._switch_model(model_path(cfg), cfg, now, raise_errors=True)
+        except JazzdError as err:
+            self.counters.rejected_reloads += 1
+            log.error("reload rejected, still playing the old setup: %s", err)
+            self.notifier.ready(self.status_text())
+            return False
+        if cfg.midi != self.cfg.midi:
+            log.warning("[midi] changed: restart jazzd to use other ports")
+        if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
+            self.clock.set_tempo(cfg.clock.tempo, now)
+        self.cfg = cfg
+        self.counters.reloads += 1
+        log.info("reloaded: %s", self.status_text())
+        self.notifier.ready(self.status_text())
+        return True
+
+    def _switch_model(self, path: Path, cfg: Config, now: float, raise_errors: bool = False) -> None:
+        try:
+            engine = self._build_engine(cfg, path)
+        except JazzdError as err:
+            if raise_errors:
+                raise
+            log.error("model %s rejected, keeping %s: %s", path, self.model_name, err)
+            return
+        self.silence(now)  # nothing hangs across the switch
+        last_tick = self.engine.last_tick
+        engine.adopt_chords(self.engine)  # the chord in the player's hand stays known
+        self.engine, self.model_name = engine, path.name
+        if last_tick is not None:  # the new engine joins the running beat grid
+            self._apply(self.engine.tick(last_tick))
+        log.info("model %s", self.model_name)
+        self.notifier.status(self.status_text())
+
+    def shutdown(self, now: float) -> None:
+        self.notifier.stopping()
+        if self.ports is None:
+            return
+        try:
+            self.silence(now)
+            if self.out_clock is not None:
+                self._send(self.out_clock.stop_bytes())
+            self.panic()
+        finally:
+            self.ports.close()
+            self.ports = None
+
+
+def _request_stop(daemon: Daemon):
+    def handler(signum, frame):
+        daemon.stop_requested = True
+    return handler
+
+
+def _request_reload(daemon: Daemon):
+    def handler(signum, frame):
+        daemon.reload_requested = True
+    return handler
+
+
+def set_realtime(log_warning=log.warning) -> bool:
+    """Ask for SCHED_FIFO for this (the only Python) thread; carry on where not allowed."""
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(50))
+        return True
+    except (PermissionError, OSError, AttributeError) as err:
+        log_warning("--realtime: SCHED_FIFO not granted (%s); running with normal scheduling", err)
+        return False
+
+
+def main(config_file=None, overrides=None, realtime: bool = False, clock_out: bool | None = None,
+         print_ready=print) -> int:
+    """`jazzd run`: exit 0 on a clean stop, 1 on a runtime failure, 2 for bad settings."""
+    import faulthandler
+
+    faulthandler.enable()  # a watchdog abort leaves the stuck loop's stack in the journal
+    cfg = load_config(config_file, overrides)
+    logging.basicConfig(level=cfg.system.log_level.upper(), format="jazzd: %(levelname)s: %(message)s")
+    daemon = Daemon(cfg, config_file, overrides, clock_out=clock_out)
+    signal.signal(signal.SIGTERM, _request_stop(daemon))
+    signal.signal(signal.SIGINT, _request_stop(daemon))
+    signal.signal(signal.SIGHUP, _request_reload(daemon))
+    if realtime or cfg.system.realtime:
+        set_realtime()
+    try:
+        print_ready(daemon.start())
+        gc.collect()
+        gc.freeze()  # start-up objects leave the collector's view: its pauses stay short
+    except JazzdError:
+        daemon.notifier.stopping()
+        raise
+    try:
+        return daemon.run()
+    except Exception:
+        log.exception("runtime failure")
+        return 1

@@ -1,0 +1,37 @@
+"""Finding the shipped model (jazzd-wjd), wherever jazzd was installed from.  Stdlib only.
+
+The weights live in the repository's `models/`; the wheel carries them as the data-only
+package `jazzd.models` (pyproject.toml maps it onto `models/`), so a plain `pip install`
+finds them without the checkout.  An editable install or a checkout on `sys.path` finds
+them in `models/` beside the package.
+"""
+
+from __future__ import annotations
+
+import os
+from importlib import resources
+from pathlib import Path
+
+DEFAULT_MODEL_NAME = "jazzd-wjd.npz"
+MODEL_ENV = "JAZZD_MODEL"
+
+
+def _installed() -> Path | None:
+    """The model inside the installed package, if this install carries it."""
+    try:
+        root = resources.files("jazzd.models")
+    except ModuleNotFoundError:
+        return None
+    path = Path(str(root.joinpath(DEFAULT_MODEL_NAME)))
+    return path if path.is_file() else None
+
+
+def default_model() -> Path:
+    """The bundled model: $JAZZD_MODEL, else the one installed with the package, else
+    models/ of this checkout (the path returned even when missing, so the error names it)."""
+    if os.environ.get(MODEL_ENV):
+        return Path(os.environ[MODEL_ENV])
+    checkout = Path(__file__).resolve().parents[2] / "models" / DEFAULT_MODEL_NAME
+    if checkout.is_file():
+        return checkout
+    return _installed() or checkout

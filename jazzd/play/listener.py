@@ -1,0 +1,84 @@
+"""The listener: the player's melody notes, quantised to the beat grid, in order.
+
+Pure Python; the engine's thread.  Never imports numpy, tensorflow or music21.
+
+Times are beats (floats, from the transport's start).  Onsets and ends snap to the
+nearest point of a 1/4-or-1/3 beat grid (the union of both: twelfths 0, 3, 4, 6, 8, 9),
+so a note played up to 1/24 beat early or late lands on its intended position.  The line
+is monophonic: a new note cuts the one before it.  A note is complete when it has ended
+(or been cut); `take_completed` hands completed notes over in order.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from jazzd.music.chords import Chord
+
+GRID_TWELFTHS = (0, 3, 4, 6, 8, 9, 12)
+MIN_BEATS = 1 / 12
+
+
+def snap(beat: float) -> float:
+    """The nearest grid point (quarter or third of a beat) to `beat`."""
+    whole = int(beat // 1)
+    frac = (beat - whole) * 12
+    best = min(GRID_TWELFTHS, key=lambda g: (abs(g - frac), g))
+    return whole + best / 12
+
+
+@dataclass
+class HeardNote:
+    onset: float           # beats, on the grid
+    pitch: int
+    velocity: int
+    chord: Chord | None    # the chord sounding when it was played
+    end: float | None = None
+
+    @property
+    def dur(self) -> float:
+        return (self.end or self.onset) - self.onset
+
+
+class Listener:
+    def __init__(self):
+        self._notes: list[HeardNote] = []
+        self._held: HeardNote | None = None
+        self.last_end: float | None = None  # beats: when the line last fell silent
+
+    @property
+    def sounding(self) -> bool:
+        return self._held is not None
+
+    def note_on(self, beat: float, pitch: int, velocity: int, chord: Chord | None) -> HeardNote:
+        onset = snap(beat)
+        if self._held is not None and self._held.onset == onset:
+            if pitch > self._held.pitch:  # two notes at once: the top one is the melody
+                self._held.pitch, self._held.velocity = pitch, velocity
+            return self._held
+        if self._held is not None:
+            self._end(self._held, onset)
+        note = HeardNote(onset, pitch, velocity, chord)
+        self._notes.append(note)
+        self._held = note
+        return note
+
+    def note_off(self, beat: float, pitch: int) -> None:
+        if self._held is not None and self._held.pitch == pitch:
+            self._end(self._held, snap(beat))
+            self._held = None
+
+    def _end(self, note: HeardNote, end: float) -> None:
+        note.end = max(end, note.onset + MIN_BEATS)
+        self.last_end = note.end
+
+    def take_completed(self) -> list[HeardNote]:
+        """Completed notes, oldest first; they are handed over once."""
+        done = [n for n in self._notes if n.end is not None]
+        self._notes = [n for n in self._notes if n.end is None]
+        return done
+
+    def reset(self) -> None:
+        self._notes.clear()
+        self._held = None
+        self.last_end = None

@@ -1,0 +1,79 @@
+"""The soloist: model predictions -> values -> notes over chords.  Deterministic core.
+
+numpy only; runs in whichever thread owns it (the engine's, or `jazzd generate`'s);
+never reads a clock or a global random state: time comes in as beat positions and all
+randomness from the injected `numpy.random.Generator`.  This is the one decoding path
+shared by `jazzd generate` and the live engine.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from jazzd.model.runtime import Runtime
+from jazzd.music.chords import Chord
+from jazzd.music.features import chord_class, position_class
+from jazzd.music.grammar import decode_value, parse_value
+
+DEFAULT_RANGE = (55, 84)  # G3..C6: a tenor/alto's comfortable solo range
+
+
+@dataclass
+class Sampling:
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 0.95
+
+
+class Soloist:
+    """Advances the LSTM one value at a time, either listening or playing.
+
+    The model is asked for the value that starts at a given place in the bar over a given
+    chord; `hear` teacher-forces a value someone else played there instead.
+    """
+
+    def __init__(self, runtime: Runtime, rng: np.random.Generator, sampling: Sampling | None = None,
+                 pitch_range: tuple[int, int] = DEFAULT_RANGE):
+        self.runtime = runtime
+        self.vocab = runtime.vocab
+        self.rng = rng
+        self.sampling = sampling or Sampling()
+        self.pitch_range = pitch_range
+        self.prev_token = runtime.bos
+        self.prev_midi: int | None = None
+        self._names = tuple(runtime.cfg.get("features", ()))
+
+    def reset(self) -> None:
+        self.runtime.reset()
+        self.prev_token = self.runtime.bos
+        self.prev_midi = None
+
+    def _features(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> tuple[int, ...]:
+        values = {"position": position_class(bar_pos, first_in_bar), "chord": chord_class(chord)}
+        return tuple(values[n] for n in self._names)
+
+    def hear(self, value: str, bar_pos: float, first_in_bar: bool, chord: Chord | None,
+             midi: int | None = None) -> None:
+        """Teacher-force a value that was played (by the player, or replayed)."""
+        self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        self.prev_token = self.vocab.index(value)
+        if midi is not None:
+            self.prev_midi = midi
+
+    def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> str:
+        """Sample the value that starts at `bar_pos` over `chord`, and commit to it."""
+        probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        s = self.sampling
+        token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        self.prev_token = token
+        return self.vocab.value(token)
+
+    def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
+        """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats)."""
+        value = self.next_value(bar_pos, first_in_bar, chord)
+        midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng)
+        if midi is not None:
+            self.prev_midi = midi
+        return value, midi, dur
