@@ -70,6 +70,11 @@ class Soloist:
         self.prev_token = token
         return self.vocab.value(token)
 
+    def amend(self, value: str) -> None:
+        """The value just sampled was played as `value` (shortened to keep the beat or
+        at the end of an answer): the model hears that one next, not the one it chose."""
+        self.prev_token = self.vocab.index(value)
+
     def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
         """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats)."""
         value = self.next_value(bar_pos, first_in_bar, chord)
