@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
+from jazzd.music.chords import parse_chord
 from jazzd.play.engine import Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn
 from jazzd.play.listener import Listener, snap
 from jazzd.play.offline import ManualClock
+from jazzd.play.soloist import Soloist
 from jazzd.play.tracker import ChordTracker
 
 from .tinymodel import make_bundle
@@ -184,6 +186,23 @@ def test_listener_snaps_to_quarters_and_thirds_and_cuts_overlaps():
     done = lis.take_completed()
     assert [(n.onset, n.end, n.pitch) for n in done] == [(0, 0.5, 60), (0.5, 1.25, 62)]
     assert lis.take_completed() == []
+
+
+def test_a_restored_soloist_plays_the_same_line_again(bundle):
+    soloist = Soloist(Runtime(bundle), np.random.default_rng(3))
+    chord = parse_chord("C7")
+    for k in range(5):
+        soloist.play(k * 0.5, k == 0, chord)
+    snapshot, rng = soloist.snapshot(), soloist.rng.bit_generator.state
+
+    def line():
+        return [soloist.play(k * 0.5, False, chord) for k in range(8)]
+
+    first = line()
+    for _ in range(2):  # the snapshot is not used up
+        soloist.restore(snapshot)
+        soloist.rng.bit_generator.state = rng
+        assert line() == first
 
 
 @pytest.mark.parametrize(("notes", "symbol"), [

@@ -356,8 +356,7 @@ class Engine:
             del self._snapshots[:-64]
 
     def _snapshot(self) -> tuple:
-        so = self.soloist
-        return (so.runtime.get_state(), so.prev_token, so.prev_midi, self._last_bar, self._prev_in_bar)
+        return (self.soloist.snapshot(), self._last_bar, self._prev_in_bar)
 
     def _cut(self, t: float) -> Plan:
         """End what is playing at `t`: cancel the rest, release the sounding notes, and
@@ -369,8 +368,8 @@ class Engine:
         self._sounding = []
         for onset, snap in self._snapshots:
             if onset >= now - _EPS:
-                state, self.soloist.prev_token, self.soloist.prev_midi, self._last_bar, self._prev_in_bar = snap
-                self.soloist.runtime.set_state(state)
+                soloist, self._last_bar, self._prev_in_bar = snap
+                self.soloist.restore(soloist)
                 self._cursor = onset
                 break
         self._snapshots.clear()
