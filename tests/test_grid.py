@@ -1,4 +1,5 @@
-"""The engine's own line keeps the beat, whatever values the model chose (issue 11).
+"""Time in beats (`jazzd.music.timeline`): the engine's own line keeps the beat, whatever
+values the model chose (issue 11), and a silence becomes rests by one rule everywhere.
 
 With the shipped model, solos rendered as `jazzd generate` renders them: no note starts off
 the grid (a multiple of 1/4 or 1/3 of a beat) unless it is inside a tuplet group that
@@ -25,7 +26,7 @@ from jazzd.model.runtime import Runtime
 from jazzd.model.shipped import default_model
 from jazzd.music.grammar import parse_value
 from jazzd.music.progression import DEFAULT_CHANGES, parse_progression
-from jazzd.music.timeline import keep_the_beat
+from jazzd.music.timeline import keep_the_beat, rests
 from jazzd.play.engine import Engine, Settings
 from jazzd.play.events import NoteOff, NoteOn
 from jazzd.play.offline import ManualClock, render
@@ -148,3 +149,32 @@ def test_answers_and_duets_keep_the_beat_too(tiny, notes, mode, seed, tempo):
             if not on_grid(on) and off > math.floor(on + _EPS) + 1 + _EPS:
                 across.append(on)
     assert across == []
+
+
+# --- gaps become rests ------------------------------------------------------------------
+
+@pytest.mark.parametrize(("start", "end", "bar_lines", "expected"), [
+    (3.5, 9.0, 4, [(3.5, 4), (4, 8), (8, 9.0)]),             # split at every bar line inside
+    (4.0, 8.0, 4, [(4.0, 8.0)]),                              # bar lines at the ends split nothing
+    (3.95, 4.03, 4, [(3.95, 4), (4, 4.03)]),                  # slivers are kept, as in training
+    (5.0, 5.0, 4, []),
+    (10, 100, [0, 48, 96, 144], [(10, 48), (48, 96), (96, 100)]),  # irregular bars, in ticks
+    (1.0, 7.5, [0.0, 3.0, 5.0, 9.0], [(1.0, 3.0), (3.0, 5.0), (5.0, 7.5)]),  # a 3/4 then a 2/4 bar
+])
+def test_a_silence_becomes_rests_split_at_bar_lines(start, end, bar_lines, expected):
+    got = rests(start, end, bar_lines)
+    assert len(got) == len(expected)
+    assert [x for pair in got for x in pair] == pytest.approx([x for pair in expected for x in pair], abs=1e-12)
+    if isinstance(start, int):
+        assert all(type(x) is int for pair in got for x in pair)  # ticks stay exact
+
+
+def test_the_engine_hears_a_silence_as_training_read_it(tiny):
+    """Every piece of a gap, however short, as the WJD and MIDI readers write it (the
+    engine used to drop a last piece shorter than 1/12 beat)."""
+    engine = Engine(Runtime(tiny), np.random.default_rng(0), Settings(mode="solo"))
+    heard = []
+    engine.soloist.hear = lambda value, bar_pos, first, chord, midi=None: heard.append((bar_pos, first, value))
+    engine._cursor = 2.5
+    engine._hear_rest(8.03)
+    assert heard == [(2.5, True, "R,1.500"), (0.0, True, "R,4.000"), (0.0, True, "R,0.030")]

@@ -1,6 +1,8 @@
-"""Time in beats: the grid a line keeps, and where a value may end so that it keeps it.
+"""Time in beats: the grid a line keeps, where a value may end so that it keeps it, and
+how a silence becomes rests.
 
-Pure Python, any thread (the engine plans with it live; the listener snaps to it).
+Pure Python, any thread (the engine plans and hears with it live; the listener snaps to
+it; ingest and the report turn gaps into rests with it).
 
 The grid is the union of sixteenths and eighth-note triplets: positions that are a
 multiple of 1/4 or of 1/3 of a beat (twelfths 0, 3, 4, 6, 8, 9 of each beat).  It is the
@@ -15,6 +17,9 @@ fine inside a tuplet group that resolves by the next beat.
 from __future__ import annotations
 
 import math
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from itertools import pairwise
 
 from jazzd.music.grammar import MIN_DUR
 
@@ -56,3 +61,22 @@ def keep_the_beat(onset: float, dur: float) -> float:
         if beat - end < MIN_DUR - _EPS:
             return float(beat)
     return end
+
+
+def rests(start, end, bar_lines: Sequence | float) -> list[tuple]:
+    """The silence from `start` to `end` as rests: (onset, end) pairs, split at every bar
+    line inside it, however short the pieces (training hears rests shorter than any
+    note: 447 of the WJD corpus's 46,787 are below 1/12 beat).
+
+    `bar_lines` is the sorted positions of the bar lines, or one number: the length of
+    every bar, counted from 0.  Positions may be floats (beats) or integers (ticks, kept
+    exact).  This is the one rule for gaps: the WJD and MIDI readers (the training data),
+    the report's rendered solos and the engine's live silences all use it, so the model
+    hears live exactly what it learnt from.
+    """
+    if isinstance(bar_lines, int | float):
+        lines = [k * bar_lines for k in range(math.floor(start / bar_lines + _EPS) + 1,
+                                              math.ceil(end / bar_lines - _EPS))]
+    else:
+        lines = bar_lines[bisect_right(bar_lines, start + _EPS):bisect_left(bar_lines, end - _EPS)]
+    return [(a, b) for a, b in pairwise([start, *lines, end]) if b - a > _EPS]

@@ -44,7 +44,7 @@ from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.grammar import MIN_DUR, encode_value, parse_value
 from jazzd.music.progression import DEFAULT_CHANGES, Progression, parse_progression
-from jazzd.music.timeline import keep_the_beat
+from jazzd.music.timeline import keep_the_beat, rests
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.listener import Listener
 from jazzd.play.schedule import time_key
@@ -236,16 +236,16 @@ class Engine:
         return chord
 
     def _hear_rest(self, until: float) -> None:
-        """Rests from the cursor to `until`, split at bar lines (a long silence is cut short)."""
+        """Rests from the cursor to `until`, split at bar lines as in training
+        (`timeline.rests`); a silence longer than `MAX_GAP_BARS` is heard as its last bars."""
         bpb = self.settings.beats_per_bar
         if self._cursor is None:
             self._cursor = until
             return
         if until - self._cursor > MAX_GAP_BARS * bpb:
             self._cursor = (math.floor(until / bpb) - MAX_GAP_BARS) * bpb
-        while until - self._cursor > MIN_DUR - _EPS:
-            stop = min(until, (math.floor(self._cursor / bpb + _EPS) + 1) * bpb)
-            self._hear(None, self._cursor, stop - self._cursor, self._chord(self._cursor))
+        for onset, stop in rests(self._cursor, until, bpb):
+            self._hear(None, onset, stop - onset, self._chord(onset))
         self._cursor = max(self._cursor, until)
 
     def _hear(self, midi: int | None, onset: float, dur: float, chord: Chord | None) -> None:
