@@ -44,6 +44,7 @@ from jazzd.errors import ConfigError, InputError
 from jazzd.judge.metrics import FAMILIES, FEATURES, Solo, features, solo_of_piece
 from jazzd.music.grammar import TYPES, Element
 from jazzd.music.progression import Progression
+from jazzd.music.timeline import rests
 
 SPLITS = ("auto", "validation", "train", "all")
 _EPS = 1e-6
@@ -102,10 +103,9 @@ def piece_of_notes(name: str, notes, progression: Progression, bars: int) -> Pie
     for n in sorted(notes, key=lambda n: n.onset):
         if n.onset >= bars * bpb - _EPS:
             break
-        while n.onset - t > _EPS:  # the gap before the note, as rests split at bar lines
-            stop = min(n.onset, (math.floor(t / bpb + _EPS) + 1) * bpb)
-            out[min(int(t // bpb), bars - 1)].elements.append(Element(t, stop - t, None))
-            t = stop
+        for a, b in rests(t, n.onset, bpb):  # the gap before the note
+            out[min(int(a // bpb), bars - 1)].elements.append(Element(a, b - a, None))
+            t = b
         start = max(n.onset, t)
         out[min(int(start // bpb + _EPS), bars - 1)].elements.append(Element(start, n.dur, n.midi))
         t = start + n.dur
