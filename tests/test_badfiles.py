@@ -121,6 +121,16 @@ def test_a_reload_with_a_bad_config_keeps_the_old_one(playing, case, caplog):
     assert expected in caplog.text
 
 
+def test_a_good_reload_says_what_changed_and_the_engine_plays_it(playing, caplog):
+    daemon, config, good = playing
+    config.write_text(f'[engine]\nmode = "solo"\ntemperature = 0.5\n[model]\npath = "{good}"\n'
+                      '[midi]\noutput_channel = 3\n')
+    with caplog.at_level(logging.INFO, logger="jazzd"):
+        assert daemon.reload(2.0) is True
+    assert "reloaded (midi.output_channel 1 -> 3, engine.temperature 1.0 -> 0.5): " in caplog.text
+    assert (daemon.engine.settings.temperature, daemon.engine.settings.output_channel) == (0.5, 2)
+
+
 def test_a_reload_of_an_unreadable_config_keeps_the_old_one(playing, caplog):
     daemon, config, _good = playing
     config.unlink()

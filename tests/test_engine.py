@@ -134,7 +134,7 @@ events = st.lists(st.tuples(st.floats(0, 20), st.integers(36, 96), st.integers(1
 @given(events, st.sampled_from(["call", "duet", "solo"]), st.integers(0, 1000),
        st.sampled_from([90, 120, 200]), st.booleans())
 def test_every_note_on_gets_exactly_one_off_in_range_and_on_time(bundle, notes, mode, seed, tempo, pedal):
-    engine = make_engine(bundle, seed=seed, mode=mode, pitch_range=(55, 84))
+    engine = make_engine(bundle, seed=seed, mode=mode, range_low=55, range_high=84)
     clock = ManualClock(engine, tempo=tempo)
     script = []
     for t, note, vel, length in notes:
@@ -285,10 +285,10 @@ def test_duet_plays_on_over_the_chords_it_hears_and_mode_switches_release_notes(
 
 
 def test_settings_change_between_beats(bundle):
-    engine = make_engine(bundle, mode="solo", pitch_range=(60, 72))
+    engine = make_engine(bundle, mode="solo", range_low=60, range_high=72)
     clock = ManualClock(engine, tempo=120)
     clock.run_until(4.0)
-    engine.settings.pitch_range = (74, 86)
+    engine.settings.range_low, engine.settings.range_high = 74, 86
     engine.settings.temperature = 0.0  # greedy from now on
     sent = clock.run_until(8.0)
     ons = [e for e in sent if e.kind == "on"]

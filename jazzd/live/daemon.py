@@ -71,19 +71,6 @@ class Counters:
         return f"dropped {self.dropped} ({reasons})"
 
 
-def engine_settings(cfg: Config) -> Settings:
-    e, c = cfg.engine, cfg.call
-    return Settings(
-        mode=e.mode, beats_per_bar=cfg.clock.beats_per_bar, split=e.split,
-        chord_channel=e.chord_channel - 1 if e.chord_channel else None,
-        melody_channel=e.melody_channel - 1 if e.melody_channel else None,
-        output_channel=cfg.midi.output_channel - 1, temperature=e.temperature, top_p=e.top_p,
-        density=e.density, pitch_range=(e.range_low, e.range_high), lookahead=e.lookahead_beats,
-        velocity_humanize=e.velocity_humanize, silence_beats=c.silence_beats, max_bars=c.max_bars,
-        min_beats=c.min_beats, answer_start=c.answer_start, answer_beats=c.answer_beats,
-        interrupt=c.interrupt)
-
-
 def model_path(cfg: Config) -> Path:
     if cfg.model.path:
         return Path(cfg.model.path)
@@ -122,7 +109,7 @@ class Daemon:
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
         rng = np.random.default_rng(seed)
-        return Engine(runtime, rng, engine_settings(cfg), progression=progression)
+        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression)
 
     def start(self, now: float | None = None, ports=None) -> str:
         """Load the model, open the ports (or use `ports`: anything with MidiPorts'
@@ -451,9 +438,10 @@ class Daemon:
             log.warning("[midi] changed: restart jazzd to use other ports")
         if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
             self.clock.set_tempo(cfg.clock.tempo, now)
+        changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.cfg.diff(cfg).items())
         self.cfg = cfg
         self.counters.reloads += 1
-        log.info("reloaded: %s", self.status_text())
+        log.info("reloaded (%s): %s", changed or "no setting changed", self.status_text())
         self.notifier.ready(self.status_text())
         return True
 

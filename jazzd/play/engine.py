@@ -48,38 +48,14 @@ from jazzd.music.timeline import keep_the_beat, rests
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.listener import Listener
 from jazzd.play.schedule import time_key
+from jazzd.play.settings import MODES, Settings
 from jazzd.play.soloist import Sampling, Soloist
 from jazzd.play.tracker import ChordTracker
 
-MODES = ("call", "duet", "solo")
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
 _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
-
-
-@dataclass
-class Settings:
-    """Everything that may change between beats."""
-
-    mode: str = "call"
-    beats_per_bar: int = 4
-    split: int = 60
-    chord_channel: int | None = None   # 0-based; None: the split decides
-    melody_channel: int | None = None  # 0-based; None: the split decides
-    output_channel: int = 0
-    temperature: float = 1.0
-    top_p: float = 0.95
-    density: float = 1.0
-    pitch_range: tuple[int, int] = (55, 84)
-    lookahead: int = 1
-    velocity_humanize: int = 6
-    silence_beats: float = 1.0
-    max_bars: int = 4
-    min_beats: float = 1.0
-    answer_start: str = "beat"          # or "bar"
-    answer_beats: int = 0               # 0: as long as the call
-    interrupt: bool = True
 
 
 @dataclass
