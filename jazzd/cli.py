@@ -166,7 +166,8 @@ def _cmd_ports(args) -> int:
 def _cmd_panic(args) -> int:
     """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
     from jazzd.live.config import load_config
-    from jazzd.live.ports import open_ports, panic_messages
+    from jazzd.live.midi import panic_messages
+    from jazzd.live.ports import open_ports
 
     # What the daemon's unit runs after any stop (ExecStopPost): the configured output,
     # so that a crashed daemon's synth is reached.  A virtual output's peers cannot be:

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from .jackserver import start_server
+from .test_fuzz import is_note_on, sounding_at_end
 from .tinymodel import make_bundle
 
 pytestmark = pytest.mark.jack
@@ -81,13 +82,7 @@ class Trial:
                                 if p.startswith(f"{self.name}") and p.endswith(":out")))
 
     def hanging(self) -> set[tuple[int, int]]:
-        sounding: set[tuple[int, int]] = set()
-        for m in self.received:
-            if m[0] & 0xF0 == 0x90 and m[2] > 0:
-                sounding.add((m[0] & 0x0F, m[1]))
-            elif m[0] & 0xF0 in (0x80, 0x90):
-                sounding.discard((m[0] & 0x0F, m[1]))
-        return sounding
+        return sounding_at_end(self.received)
 
 
 def run_round(server, tmp, rng, first: int, count: int, model) -> list[Trial]:
@@ -143,7 +138,7 @@ def test_100_randomised_stops_leave_no_note_hanging(tmp_path, monkeypatch):
                  t.stderr[-300:]) for t in done if t.code != 0 or t.hanging()]
     assert failures == [], f"{xruns} JACK overruns; " + "\n".join(map(str, failures))
     assert sum(1 for t in done if "SIGHUP" in t.signals) >= TRIALS // 5  # reloads were among them
-    played = [sum(1 for m in t.received if m[0] & 0xF0 == 0x90 and m[2] > 0) for t in done]
+    played = [sum(1 for m in t.received if is_note_on(m)) for t in done]
     assert sum(1 for n in played if n > 0) >= TRIALS // 2  # most were stopped mid-music
 
 
@@ -159,7 +154,7 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     while time.monotonic() < deadline:  # kill it while a note sounds
         while (item := synth.get_message()) is not None:
             got.append(bytes(item[0]))
-        if got and got[-1][0] & 0xF0 == 0x90 and got[-1][2] > 0:
+        if got and is_note_on(got[-1]):
             break
         time.sleep(0.0005)
     s.proc.kill()
@@ -167,7 +162,7 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     time.sleep(0.1)
     while (item := synth.get_message()) is not None:
         got.append(bytes(item[0]))
-    assert got and got[-1][0] & 0xF0 == 0x90, "the kill did not land on a sounding note"
+    assert got and is_note_on(got[-1]), "the kill did not land on a sounding note"
     stuck = got[-1][1]
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     out = subprocess.run([sys.executable, "-m", "jazzd", "panic", "--config", str(config)],  # ExecStopPost

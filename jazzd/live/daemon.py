@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from jazzd.errors import JazzdError
+from jazzd.live import midi
 from jazzd.live.clock import (
     InternalClock,
     MidiClockFollower,
@@ -29,6 +30,7 @@ from jazzd.live.clock import (
     TransportStop,
 )
 from jazzd.live.config import Config, load_config
+from jazzd.live.midi import SUSTAIN
 from jazzd.live.notify import Notifier
 from jazzd.live.ports import open_ports
 from jazzd.model.bundle import load_bundle
@@ -46,7 +48,6 @@ SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
 START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
-SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
 
 
 @dataclass
@@ -312,35 +313,22 @@ class Daemon:
             log.exception("dropped a message after an error (%s): %s", err, data.hex())
 
     def _handle(self, data: bytes, now: float) -> None:
-        if not data:
-            return self.counters.drop("empty")
-        status = data[0]
-        if status < 0x80 or (status != 0xF0 and any(b > 0x7F for b in data[1:])):
-            return self.counters.drop("malformed")
-        if status >= 0xF0:
-            return self._system(data, now)
-        kind, channel = status & 0xF0, status & 0x0F
-        want = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}[kind]
-        if len(data) != want:
-            return self.counters.drop("malformed")
-        if self.cfg.midi.input_channel and channel != self.cfg.midi.input_channel - 1:
-            return self.counters.drop("other channel")
-        if kind in (0x80, 0x90):
-            note, velocity = data[1], data[2]
-            on = kind == 0x90 and velocity > 0
+        channel = self.cfg.midi.input_channel - 1 if self.cfg.midi.input_channel else None
+        event = midi.parse(data, now, channel)
+        if isinstance(event, str):
+            return self.counters.drop(event)
+        if isinstance(event, midi.System):
+            return self._system(event.data, now)
+        if isinstance(event, NoteOn | NoteOff):
+            on, key = isinstance(event, NoteOn), (event.channel, event.note)
             if self.cfg.midi.thru:
-                self._thru(on, note, velocity)
-            if on:
-                self.input_held.add((channel, note))
-                event = NoteOn(now, note, velocity, channel)
-            else:
-                self.input_held.discard((channel, note))
-                event = NoteOff(now, note, channel)
+                self._thru(on, event.note, event.velocity if on else 0)
+            (self.input_held.add if on else self.input_held.discard)(key)
             self._apply(self.engine.feed(event))
-        elif kind == 0xB0:
-            self._control(channel, data[1], data[2], now)
-        elif kind == 0xC0:
-            self._program(data[1], now)
+        elif isinstance(event, Control):
+            self._control(event.channel, event.control, event.value, now)
+        elif isinstance(event, midi.Program):
+            self._program(event.program, now)
 
     def _system(self, data: bytes, now: float) -> None:
         if self.follower is None:
@@ -405,14 +393,11 @@ class Daemon:
         ch = ev.channel & 0x0F
         if ev.kind == "on":
             if (ch, ev.number) in self.sounding:  # re-strike: end the old one first
-                self._send(bytes([0x80 | ch, ev.number, 0]))
+                self._send(midi.note_off(ch, ev.number))
             self.sounding.add((ch, ev.number))
-            self._send(bytes([0x90 | ch, ev.number, ev.value]))
         elif ev.kind == "off":
             self.sounding.discard((ch, ev.number))
-            self._send(bytes([0x80 | ch, ev.number, 0]))
-        else:
-            self._send(bytes([0xB0 | ch, ev.number, ev.value]))
+        self._send(midi.encode(ev))
         self.channels_used.add(ch)
 
     def silence(self, now: float) -> None:
@@ -422,17 +407,14 @@ class Daemon:
             self._send_out(ev)
         self.schedule.clear()
         for ch, note in sorted(self.sounding):
-            self._send(bytes([0x80 | ch, note, 0]))
+            self._send(midi.note_off(ch, note))
         self.sounding.clear()
 
     def panic(self) -> None:
         """Note offs for what sounds, then CC64=0, CC123 and CC120 on every channel used."""
-        for ch, note in sorted(self.sounding):
-            self._send(bytes([0x80 | ch, note, 0]))
+        for message in midi.panic_messages(sorted(self.channels_used), notes=sorted(self.sounding)):
+            self._send(message)
         self.sounding.clear()
-        for ch in sorted(self.channels_used):
-            for cc in (SUSTAIN, ALL_NOTES_OFF, ALL_SOUND_OFF):
-                self._send(bytes([0xB0 | ch, cc, 0]))
 
     # --- reload and stop ---------------------------------------------------------------------
     def reload(self, now: float) -> bool:
