@@ -37,6 +37,7 @@ from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
 from jazzd.model.shipped import default_model
 from jazzd.music.progression import parse_progression
+from jazzd.play.driver import Driver
 from jazzd.play.engine import MODES, Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.schedule import Schedule
@@ -99,13 +100,13 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.counters = Counters()
         self.schedule = Schedule()
+        self.driver = Driver(None, self._send_out, self.schedule)  # the engine comes at start
         self.sounding: set[tuple[int, int]] = set()  # (channel, note) sent on and not yet off
         self.channels_used: set[int] = {cfg.midi.output_channel - 1}
         self.stop_requested = False
         self.reload_requested = False
         self.ports = None
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
-        self._wake: float | None = None
         self.model_name = ""
         self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
@@ -114,6 +115,14 @@ class Daemon:
         self._reported = (0, 0, 0)  # (dropped, unsent, queue full) as last reported
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
+
+    @property
+    def engine(self) -> Engine:
+        return self.driver.engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self.driver.engine = engine
 
     # --- start-up -------------------------------------------------------------------------
     def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
@@ -180,27 +189,32 @@ class Daemon:
         return 0
 
     def step(self, now: float) -> None:
-        """One turn: what is due goes out first (so a beat's own notes never wait for the
-        model's planning of the next beat), then input, clock and wake-ups, then output."""
-        self._send_due(now)
+        """One turn of the driver loop (`jazzd.play.driver`, the one offline rendering
+        takes) at the real time `now`: what is due goes out first (so a beat's own notes
+        never wait for the model's planning of the next beat), then input, clock and
+        wake-ups; then what fell due while the model planned.  Clock pulses go out with
+        the notes."""
+        self._send_clock(now)
+        self.driver.turn(now, lambda: self._take_input(now), self._ticks(now))
+        later = self.monotonic()
+        self._send_clock(later)
+        self.driver.send_due(later)
+        self._alive(now)
+
+    def _take_input(self, now: float) -> None:
         for data, _delta in self.ports.poll():
             self.counters.received += 1
             self.handle(data, now)
-        if self.clock is not None:
-            for tick in self.clock.poll(now):
-                self._apply(self.engine.tick(tick))
-        if self._wake is not None and now >= self._wake:
-            self._wake = None
-            self._apply(self.engine.wake(now))
-        self._send_due(self.monotonic())
-        self._alive(now)
 
-    def _send_due(self, now: float) -> None:
+    def _ticks(self, now: float):
+        """The internal clock's beats due by `now` (read when the driver asks: after input)."""
+        if self.clock is not None:
+            yield from self.clock.poll(now)
+
+    def _send_clock(self, now: float) -> None:
         if self.out_clock is not None:
             for message in self.out_clock.clock_messages(now):
                 self._send(message)
-        for ev in self.schedule.due(now):
-            self._send_out(ev)
 
     def _alive(self, now: float) -> None:
         """Ping the watchdog from the loop itself, and only while the beat clock is on
@@ -217,7 +231,7 @@ class Daemon:
         spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here).
         Port checks and reports use the slack when a deadline is not close."""
         now = time.monotonic()
-        deadlines = [self.schedule.next_time(), self._wake,
+        deadlines = [self.schedule.next_time(), self.driver.wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
@@ -298,10 +312,7 @@ class Daemon:
         self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
-        if plan.cancel_from is not None or plan.events:
-            self.schedule.add(plan)
-        if plan.wake is not None:
-            self._wake = plan.wake
+        self.driver.apply(plan)
 
     # --- input ---------------------------------------------------------------------------------
     def handle(self, data: bytes, now: float) -> None:
@@ -402,10 +413,7 @@ class Daemon:
 
     def silence(self, now: float) -> None:
         """Stop playing: cancel what is scheduled, release every sounding note at once."""
-        self._apply(self.engine.stop(now))
-        for ev in self.schedule.due(now):
-            self._send_out(ev)
-        self.schedule.clear()
+        self.driver.stop(now)
         for ch, note in sorted(self.sounding):
             self._send(midi.note_off(ch, note))
         self.sounding.clear()
