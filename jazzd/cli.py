@@ -308,7 +308,8 @@ def main(argv=None) -> int:
     except JazzdError as err:
         if os.environ.get("JAZZD_DEBUG"):
             raise
-        print(f"jazzd {args.command}: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # one line per problem (e.g. bad bundles)
+            print(f"jazzd {args.command}: {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

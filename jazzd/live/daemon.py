@@ -5,7 +5,8 @@ makes this loop ~5 ms late: ../shared/notes/realtime.md).  Never imports tensorf
 music21.  The loop polls input (Python never runs in JACK's thread), feeds the engine,
 sends what the schedule says is due at absolute deadlines (sleep, then spin the last
 stretch), pings the watchdog from the beat path, and turns signals into flags:
-SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config and model atomically.
+SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
+program-change bundles atomically (a program change itself reads no file).
 Bad input is dropped and counted, never raised.
 """
 
@@ -20,7 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jazzd.errors import JazzdError
+from jazzd.errors import BundleError, JazzdError
 from jazzd.live import midi
 from jazzd.live.clock import (
     InternalClock,
@@ -108,6 +109,7 @@ class Daemon:
         self.ports = None
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
         self.model_name = ""
+        self.programs: list[tuple[Path, Runtime]] = []  # [model] folder, loaded: program k is the kth
         self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
@@ -125,22 +127,26 @@ class Daemon:
         self.driver.engine = engine
 
     # --- start-up -------------------------------------------------------------------------
-    def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
+    @staticmethod
+    def _new_engine(cfg: Config, runtime: Runtime, seed: int | None = None) -> Engine:
+        """An engine on a loaded runtime, from the start of a sequence.  Reads no file."""
         import numpy as np
 
-        runtime = Runtime(load_bundle(path))
+        runtime.reset()
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
         rng = np.random.default_rng(seed)
         return Engine(runtime, rng, engine_settings(cfg), progression=progression)
 
     def start(self, now: float | None = None, ports=None) -> str:
-        """Load the model, open the ports (or use `ports`: anything with MidiPorts'
-        poll/send/check/close/description), start the clock; returns the ready line."""
+        """Load the model and the program-change bundles, open the ports (or use `ports`:
+        anything with MidiPorts' poll/send/check/close/description), start the clock;
+        returns the ready line."""
         cfg = self.cfg
         path = model_path(cfg)
-        self.engine = self._build_engine(cfg, path)
+        self.engine = self._new_engine(cfg, Runtime(load_bundle(path)))
         self.model_name = path.name
+        self.programs = load_programs(cfg)
         m = cfg.midi
         self.ports = ports or open_ports(m.backend, m.client_name, m.input or None, m.output or None)
         now = time.monotonic() if now is None else now
@@ -376,15 +382,14 @@ class Daemon:
         self.notifier.status(self.status_text())
 
     def _program(self, program: int, now: float) -> None:
+        """Switch to a bundle loaded at start or reload: no file is read on the beat path."""
         folder = self.cfg.model.folder
         if not (self.cfg.control.program_change and folder):
             return
-        bundles = sorted(Path(folder).glob("*.npz"))
-        bundles = [b for b in bundles if not b.name.endswith(".trigram.npz")]
-        if program >= len(bundles):
-            log.warning("program change %d: only %d bundles in %s", program, len(bundles), folder)
+        if program >= len(self.programs):
+            log.warning("program change %d: only %d bundles in %s", program, len(self.programs), folder)
             return
-        self._switch_model(bundles[program], self.cfg, now)
+        self._switch_model(*self.programs[program], self.cfg, now)
 
     def _thru(self, on: bool, note: int, velocity: int) -> None:
         ch = self.cfg.midi.output_channel - 1
@@ -431,12 +436,17 @@ class Daemon:
         config_file, overrides = self._config_args
         try:
             cfg = load_config(config_file, overrides)
-            self._switch_model(model_path(cfg), cfg, now, raise_errors=True)
+            path = model_path(cfg)
+            runtime = Runtime(load_bundle(path))
+            programs = load_programs(cfg)
         except JazzdError as err:
             self.counters.rejected_reloads += 1
-            log.error("reload rejected, still playing the old setup: %s", err)
+            for line in str(err).splitlines():
+                log.error("reload rejected, still playing the old setup: %s", line)
             self.notifier.ready(self.status_text())
             return False
+        self._switch_model(path, runtime, cfg, now)
+        self.programs = programs
         if cfg.midi != self.cfg.midi:
             log.warning("[midi] changed: restart jazzd to use other ports")
         if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
@@ -447,16 +457,13 @@ class Daemon:
         self.notifier.ready(self.status_text())
         return True
 
-    def _switch_model(self, path: Path, cfg: Config, now: float, raise_errors: bool = False) -> None:
-        try:
-            engine = self._build_engine(cfg, path)
-        except JazzdError as err:
-            if raise_errors:
-                raise
-            log.error("model %s rejected, keeping %s: %s", path, self.model_name, err)
-            return
+    def _switch_model(self, path: Path, runtime: Runtime, cfg: Config, now: float) -> None:
+        """Play `runtime` (loaded from `path`) from now on, on the running beat grid."""
+        # Silence first: the old engine's cut restores its runtime's state, and that
+        # runtime may be the one restarting here (the same program again).
         self.silence(now)  # nothing hangs across the switch
         last_tick = self.engine.last_tick
+        engine = self._new_engine(cfg, runtime)
         engine.adopt_chords(self.engine)  # the chord in the player's hand stays known
         self.engine, self.model_name = engine, path.name
         if last_tick is not None:  # the new engine joins the running beat grid
@@ -476,6 +483,31 @@ class Daemon:
         finally:
             self.ports.close()
             self.ports = None
+
+
+def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
+    """The bundles of [model] folder for program change, sorted by file name (program k
+    plays the kth), each loaded and its runtime built: a program change then reads no
+    file.  None when program change is off or there is no folder.  A missing folder or
+    a bad bundle is an error (BundleError, exit 2 at start-up; a reload keeps the old
+    setup), one line per bad bundle, as for a bad [model] path: a folder of bundles to
+    switch between on stage is checked before the first note, not at the switch."""
+    folder = cfg.model.folder
+    if not (cfg.control.program_change and folder):
+        return []
+    if not Path(folder).is_dir():
+        raise BundleError(f"{folder}: no such folder of model bundles ([model] folder); check the path")
+    programs, errors = [], []
+    for path in sorted(Path(folder).glob("*.npz")):
+        if path.name.endswith(".trigram.npz"):  # a bundle's baseline, not a bundle
+            continue
+        try:
+            programs.append((path, Runtime(load_bundle(path))))
+        except JazzdError as err:
+            errors.append(str(err))
+    if errors:
+        raise BundleError("\n".join(errors))
+    return programs
 
 
 def _request_stop(daemon: Daemon):
