@@ -488,7 +488,7 @@ class Daemon:
 def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
     """The bundles of [model] folder for program change, sorted by file name (program k
     plays the kth), each loaded and its runtime built: a program change then reads no
-    file.  None when program change is off or there is no folder.  A missing folder or
+    file.  Empty when program change is off or there is no folder.  A missing folder or
     a bad bundle is an error (BundleError, exit 2 at start-up; a reload keeps the old
     setup), one line per bad bundle, as for a bad [model] path: a folder of bundles to
     switch between on stage is checked before the first note, not at the switch."""
