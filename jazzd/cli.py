@@ -185,7 +185,8 @@ def _cmd_ports(args) -> int:
 def _cmd_panic(args) -> int:
     """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
     from jazzd.live.config import load_config
-    from jazzd.live.ports import open_ports, panic_messages
+    from jazzd.live.midi import panic_messages
+    from jazzd.live.ports import open_ports
 
     # What the daemon's unit runs after any stop (ExecStopPost): the configured output,
     # so that a crashed daemon's synth is reached.  A virtual output's peers cannot be:
@@ -337,7 +338,8 @@ def main(argv=None) -> int:
     except JazzdError as err:
         if os.environ.get("JAZZD_DEBUG"):
             raise
-        print(f"jazzd {args.command}: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # one line per problem (e.g. bad bundles)
+            print(f"jazzd {args.command}: {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

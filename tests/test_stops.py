@@ -22,7 +22,7 @@ from jazzd.live.daemon import Daemon
 from jazzd.live.notify import Notifier
 
 from .jackserver import start_server
-from .test_fuzz import Wire, sounding_at_end
+from .test_fuzz import Wire, is_note_on, sounding_at_end
 from .tinymodel import make_bundle
 
 TRIALS = int(os.environ.get("JAZZD_STOP_TRIALS", "24"))
@@ -166,7 +166,7 @@ def test_randomised_stops_in_the_daemons_loop_leave_no_note_hanging(tmp_path, mo
                 now = clock[0] = now + float(rng.uniform(0.0005, 0.003))
         finally:
             daemon.shutdown(now)
-        notes = sum(1 for m in wire.out if m[0] & 0xF0 == 0x90 and m[2] > 0)
+        notes = sum(1 for m in wire.out if is_note_on(m))
         played += notes > 0
         if sounding_at_end(wire.out):
             failures.append((k, mode, sorted(sounding_at_end(wire.out)), [m.hex() for m in wire.out[-8:]]))
@@ -192,7 +192,7 @@ def test_randomised_stops_on_jack_leave_no_note_hanging(tmp_path, monkeypatch):
                  t.stderr[-300:]) for t in done if t.code != 0 or t.hanging()]
     assert failures == [], f"{xruns} JACK overruns; " + "\n".join(map(str, failures))
     assert sum(1 for t in done if "SIGHUP" in t.signals) >= TRIALS // 5  # reloads were among them
-    played = [sum(1 for m in t.received if m[0] & 0xF0 == 0x90 and m[2] > 0) for t in done]
+    played = [sum(1 for m in t.received if is_note_on(m)) for t in done]
     assert sum(1 for n in played if n > 0) >= TRIALS // 2  # most were stopped mid-music
 
 
@@ -209,7 +209,7 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     while time.monotonic() < deadline:  # kill it while a note sounds
         while (item := synth.get_message()) is not None:
             got.append(bytes(item[0]))
-        if got and got[-1][0] & 0xF0 == 0x90 and got[-1][2] > 0:
+        if got and is_note_on(got[-1]):
             break
         time.sleep(0.0005)
     s.proc.kill()
@@ -217,7 +217,7 @@ def test_after_sigkill_jazzd_panic_silences_the_port(jack_server, tmp_path, sess
     time.sleep(0.1)
     while (item := synth.get_message()) is not None:
         got.append(bytes(item[0]))
-    assert got and got[-1][0] & 0xF0 == 0x90, "the kill did not land on a sounding note"
+    assert got and is_note_on(got[-1]), "the kill did not land on a sounding note"
     stuck = got[-1][1]
     env = {**os.environ, "XDG_CONFIG_HOME": str(tmp_path / "xdg")}
     out = subprocess.run([sys.executable, "-m", "jazzd", "panic", "--config", str(config)],  # ExecStopPost

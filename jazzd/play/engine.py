@@ -324,7 +324,7 @@ class Engine:
             accent = 8 if abs(onset - round(onset)) < _EPS else 0
             jitter = int(self.rng.integers(-s.velocity_humanize, s.velocity_humanize + 1)) if s.velocity_humanize else 0
             vel = min(max(round(self._velocity) + accent + jitter, 1), 127)
-            plan.events.append(Out(self.time_of(onset), "on", midi, vel, s.output_channel))
+            plan.events.append(Out(self.time_of(onset), "on", midi, vel, s.output_channel, value))
             plan.events.append(Out(self.time_of(onset + dur), "off", midi, 0, s.output_channel))
             self._sounding.append(_Sounding(onset, onset + dur, midi))
             self.stats.played_notes += 1
