@@ -1,1 +1,3 @@
-"""judge"""
+"""Is it jazz?  jazzd report: metrics, MGEval distances, the copy check, plots.  Offline;
+above play, training and data.
+"""

@@ -1,1 +1,3 @@
-"""training"""
+"""The trainer: the only TensorFlow users (imported lazily).  Offline; above data and
+model.
+"""
