@@ -21,7 +21,7 @@ from jazzd.live.config import load_config
 from jazzd.live.daemon import Daemon
 from jazzd.live.notify import Notifier
 
-from .jackserver import start_server
+from .jackserver import die_with_parent, start_server
 from .test_fuzz import Wire, is_note_on, sounding_at_end
 from .tinymodel import make_bundle
 
@@ -72,7 +72,8 @@ class Trial:
                "JACK_DEFAULT_SERVER": server.name, "JACK_NO_START_SERVER": "1",
                "XDG_CONFIG_HOME": str(tmp / "xdg")}
         self.proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--config", str(config)],
-                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+                                     env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=die_with_parent)
         self.plan = plan_trial(rng)
         self.received: list[bytes] = []
         self.signals: list[str] = []
