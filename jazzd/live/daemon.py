@@ -110,7 +110,7 @@ class Daemon:
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
         self._next_report = 0.0
-        self._reported = (0, 0, 0)  # (dropped, unsent, queue full) as last reported
+        self._reported = (0, 0, 0, 0)  # (dropped, unsent, queue full, clock faults) as last reported
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
 
@@ -159,9 +159,21 @@ class Daemon:
 
     def status_text(self) -> str:
         ports = "" if self.port_state == "ok" else f", {self.port_state}"
+        clock = f", clock: {faults}" if (faults := self._clock_faults()) else ""
         return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
                 f"temperature {self.engine.settings.temperature:.1f}{ports}, "
-                f"{self.counters.drops_text()}")
+                f"{self.counters.drops_text()}{clock}")
+
+    def _clock_faults(self) -> str:
+        """"812 stray pulses dropped, 3 lost" once the MIDI clock followed has had pulses
+        that were no pulses of it (a second clock master, a bad cable) or gaps where
+        pulses were lost; "" otherwise."""
+        if self.follower is None:
+            return ""
+        flt = self.follower.filter
+        dropped = sum(flt.dropped.values())
+        return ", ".join(([f"{dropped} stray pulses dropped"] if dropped else [])
+                         + ([f"{flt.lost} lost"] if flt.lost else []))
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -282,7 +294,9 @@ class Daemon:
     def _report(self) -> None:
         """New drops since the last report go to STATUS and, once, to the log."""
         c = self.counters
-        counts = (c.dropped, c.unsent, self.schedule.dropped)
+        flt = self.follower.filter if self.follower is not None else None
+        clock = sum(flt.dropped.values()) + flt.lost if flt is not None else 0
+        counts = (c.dropped, c.unsent, self.schedule.dropped, clock)
         if counts == self._reported:
             return
         new = [a - b for a, b in zip(counts, self._reported, strict=True)]
@@ -294,6 +308,8 @@ class Daemon:
         if new[2]:
             log.warning("the output queue is full (%d events): dropped %d notes",
                         self.schedule.limit, new[2])
+        if new[3]:
+            log.warning("the MIDI clock input looks broken: %s so far", self._clock_faults())
         self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
