@@ -433,3 +433,18 @@ def test_a_broken_clock_input_is_reported_in_status_and_the_log(model, caplog):
         daemon._report()  # nothing new: nothing said
     assert caplog.text.count("the MIDI clock input looks broken: 3 stray pulses dropped, 1 lost so far") == 1
     assert sent[-1].endswith("dropped 0, clock: 3 stray pulses dropped, 1 lost")
+
+
+def test_a_storm_of_transport_bytes_is_a_few_log_lines(model, caplog):
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    rng = np.random.default_rng(3)
+    storm = [(0.1 + i * 0.002, bytes([int(rng.choice([0xFA, 0xFB, 0xFC]))])) for i in range(500)]
+    with caplog.at_level(logging.INFO, logger="jazzd"):
+        drive(daemon, storm, 1.2)           # 500 in 1 s: one line
+        drive(daemon, [(1.3, b"\xfa"), (3.0, b"\xfc")], 3.1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("transport")]
+    assert len(lines) == 3 and lines[0].startswith("transport ") and "more" not in lines[0]
+    assert lines[1].startswith("transport start at beat 0 (") and "more transport changes since the last line" in lines[1]
+    assert lines[2] == "transport stop at beat 0"

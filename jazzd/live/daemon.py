@@ -24,8 +24,6 @@ from jazzd.errors import JazzdError
 from jazzd.live.clock import (
     InternalClock,
     MidiClockFollower,
-    TransportContinue,
-    TransportStart,
     TransportStop,
 )
 from jazzd.live.config import Config, load_config
@@ -46,6 +44,7 @@ SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
 START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
+TRANSPORT_LOG_S = 1.0   # transport changes reach the log at most this often
 SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
 
 
@@ -110,6 +109,7 @@ class Daemon:
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
         self._next_report = 0.0
+        self._transport_logged, self._transport_changes = -math.inf, 0  # see `_system`
         self._reported = (0, 0, 0, 0)  # (dropped, unsent, queue full, clock faults) as last reported
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
@@ -364,10 +364,17 @@ class Daemon:
         for ev in self.follower.feed(now, data):
             if isinstance(ev, Tick):
                 self._apply(self.engine.tick(ev))
-            elif isinstance(ev, TransportStop):
+                continue
+            if isinstance(ev, TransportStop):
                 self.silence(now)
-            elif isinstance(ev, TransportStart | TransportContinue):
-                log.info("transport %s at beat %g", type(ev).__name__[9:].lower(), ev.beat)
+            # A line for each transport change, but not for a storm of them: after one,
+            # the others of the next second are only counted in the next line.
+            self._transport_changes += 1
+            if now >= self._transport_logged + TRANSPORT_LOG_S:
+                more = self._transport_changes - 1
+                log.info("transport %s at beat %g%s", type(ev).__name__[9:].lower(), ev.beat,
+                         f" ({more} more transport changes since the last line)" if more else "")
+                self._transport_logged, self._transport_changes = now, 0
 
     def _control(self, channel: int, number: int, value: int, now: float) -> None:
         c = self.cfg.control
