@@ -146,6 +146,11 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             add("timing", "daemon RSS / CPU", f"{_get(d, 'rss_mb', 'total')} MB / {d.get('cpu_percent')} %")
         add("timing", "call mode: first answer note after the call ends",
             _get(r, "call", "gap_after_call_beats"), " beats")
+        f = r.get("follow", {})
+        if f:
+            e = f["onset_error_ms"]
+            add("timing", f"following a {f['tempo_bpm']:g} bpm MIDI clock, solo: onset error (median / p99 / max)",
+                f"{e['median']} / {e['p99']} / {e['max']}", " ms")
     r = results.get("flood", {})
     if r and "skipped" not in r:
         sends = " / ".join(str(_get(r, p, "send_error_ms", "p99")) for p in ("idle", "flood", "after"))
