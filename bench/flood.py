@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, emit, onset_errors, proc_stats, start_jack, start_jazzd
+from timing import clients, emit, is_note_on, onset_errors, proc_stats, start_jack, start_jazzd
 
 
 def pool(rng, n: int = 4096) -> list[list[int]]:
@@ -62,10 +62,6 @@ def summary(errors: np.ndarray) -> dict:
             "p99_ms": round(float(np.percentile(e, 99)), 3), "max_ms": round(float(e.max()), 3)}
 
 
-def is_on(m: bytes) -> bool:
-    return m[0] & 0xF0 == 0x90 and m[2] > 0
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rate", type=int, default=10_000, help="flood messages per second")
@@ -92,7 +88,7 @@ def main() -> None:
             got, sent = phase(kbd, rec, args.seconds, rate, messages)
             rss1, cpu1 = proc_stats(proc.pid)
             everything += got
-            phases.append((name, sum(1 for _, m in got if is_on(m))))
+            phases.append((name, sum(1 for _, m in got if is_note_on(m))))
             pulses = np.array([t for t, m in got if m[0] == 0xF8])
             k = np.round((pulses - pulses[0]) / (60.0 / args.tempo / 24))
             slope, intercept = np.polyfit(k, pulses, 1)

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from timing import clients, emit, proc_stats, start_jazzd
+from timing import clients, emit, is_note_on, proc_stats, start_jazzd
 
 # The recorder runs in a process of its own: once in a 30-minute run here, the test's
 # rtmidi JACK input crashed (a segfault copying an event in JACK's thread, after an
@@ -160,7 +160,7 @@ def main() -> None:
                 for t, m in rec.read():
                     if m[0] == 0xF8:
                         pulses.append(t)
-                    elif m[0] & 0xF0 == 0x90 and m[2] > 0:
+                    elif is_note_on(m):
                         ons.append(t)
                 try:
                     while True:

@@ -34,7 +34,15 @@ import numpy as np
 import rtmidi
 
 REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from jazzd.live.midi import parse  # noqa: E402
+from jazzd.play.events import NoteOn  # noqa: E402
+
 RATE, PERIOD = 48000, 64
+
+
+def is_note_on(message: bytes) -> bool:
+    return isinstance(parse(message, 0.0), NoteOn)
 
 
 def start_jack(name: str) -> subprocess.Popen:
@@ -107,7 +115,7 @@ def onset_errors(got, tempo: float) -> np.ndarray:
     k = np.round((pulses - pulses[0]) / nominal)
     slope, origin = np.polyfit(k, pulses, 1)  # seconds per pulse, time of the first pulse
     spb = slope * 24
-    ons = np.array([t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0])
+    ons = np.array([t for t, m in got if is_note_on(m)])
     return grid_errors(ons, origin, slope), 60.0 / spb
 
 
@@ -208,7 +216,7 @@ def main() -> None:
                       (0.3 + i * spb + 0.4, lambda p=p: kbd.send_message([0x80, p, 0]))]
         start = time.monotonic()
         got = record(rec, 8.0, sends)
-        first = min(t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0) - start
+        first = min(t for t, m in got if is_note_on(m)) - start
         call_end = 0.3 + 7 * spb + 0.4
         out["call"] = {"tempo_bpm": 120, "call_end_s": call_end, "first_answer_note_s": round(first, 4),
                        "gap_after_call_beats": round((first - call_end) / spb, 3),

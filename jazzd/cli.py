@@ -133,8 +133,10 @@ def _cmd_report(args) -> int:
     return 0
 
 
-def _cmd_run(args) -> int:
-    from jazzd.live.daemon import main as run_daemon
+def _overrides(args) -> dict:
+    """The settings `jazzd run`'s flags give, as {"section.key": value}: the named flags,
+    then each --set section.key=value (so --set wins)."""
+    from jazzd.live.config import parse_overrides
 
     overrides = {}
     for key, value in (("model.path", args.model), ("midi.backend", args.backend),
@@ -147,7 +149,24 @@ def _cmd_run(args) -> int:
         overrides["clock.send"] = True
     if args.realtime:
         overrides["system.realtime"] = True
-    return run_daemon(args.config, overrides, print_ready=lambda line: print(line, flush=True))
+    return {**overrides, **parse_overrides(args.set or [])}
+
+
+def _cmd_run(args) -> int:
+    from jazzd.live.daemon import main as run_daemon
+
+    return run_daemon(args.config, _overrides(args), print_ready=lambda line: print(line, flush=True))
+
+
+def _cmd_config(args) -> int:
+    """The settings `jazzd run` with the same options would use, and where each came from."""
+    from jazzd.live.config import default_config_text, dump, load_config
+
+    if args.default:
+        print(default_config_text(), end="")
+        return 0
+    print(dump(load_config(args.config, _overrides(args)), args.keys), end="")
+    return 0
 
 
 def _cmd_ports(args) -> int:
@@ -166,7 +185,8 @@ def _cmd_ports(args) -> int:
 def _cmd_panic(args) -> int:
     """All notes off on every channel of a port: what ExecStopPost runs after a crash."""
     from jazzd.live.config import load_config
-    from jazzd.live.ports import open_ports, panic_messages
+    from jazzd.live.midi import panic_messages
+    from jazzd.live.ports import open_ports
 
     # What the daemon's unit runs after any stop (ExecStopPost): the configured output,
     # so that a crashed daemon's synth is reached.  A virtual output's peers cannot be:
@@ -264,18 +284,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_report)
 
-    p = sub.add_parser("run", help="run the live improviser on MIDI ports")
-    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
-    p.add_argument("--config", metavar="FILE", help="configuration file (after /etc and the user's)")
-    p.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
-    p.add_argument("--in", dest="input", metavar="NAME", help="connect to this input port (index or name)")
-    p.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")
-    p.add_argument("--mode", choices=["call", "duet", "solo"])
-    p.add_argument("--tempo", type=float, metavar="BPM")
-    p.add_argument("--clock", choices=["internal", "midi"], help="keep time, or follow MIDI clock")
-    p.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
-    p.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
+    # The options that choose settings: `run` takes them, `config` shows what they give.
+    settings = argparse.ArgumentParser(add_help=False)
+    settings.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    settings.add_argument("--config", metavar="FILE", help="configuration file (after /etc and the user's)")
+    settings.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    settings.add_argument("--in", dest="input", metavar="NAME", help="connect to this input port (index or name)")
+    settings.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")
+    settings.add_argument("--mode", choices=["call", "duet", "solo"])
+    settings.add_argument("--tempo", type=float, metavar="BPM")
+    settings.add_argument("--clock", choices=["internal", "midi"], help="keep time, or follow MIDI clock")
+    settings.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
+    settings.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
+    settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",
+                          help="any setting of default.toml, e.g. engine.temperature=0.8; repeatable")
+
+    p = sub.add_parser("run", parents=[settings], help="run the live improviser on MIDI ports")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("config", parents=[settings],
+                       help="print the settings in effect (TOML), with where each came from")
+    p.add_argument("keys", nargs="*", metavar="SECTION.KEY", help="only these settings")
+    p.add_argument("--default", action="store_true", help="print the commented default configuration")
+    p.set_defaults(func=_cmd_config)
 
     p = sub.add_parser("ports", help="list MIDI input and output ports")
     p.add_argument("--backend", default="auto", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
@@ -307,7 +338,8 @@ def main(argv=None) -> int:
     except JazzdError as err:
         if os.environ.get("JAZZD_DEBUG"):
             raise
-        print(f"jazzd {args.command}: {err}", file=sys.stderr)
+        for line in str(err).splitlines() or [""]:  # one line per problem (e.g. bad bundles)
+            print(f"jazzd {args.command}: {line}", file=sys.stderr)
         return err.exit_code
     except KeyboardInterrupt:
         return 130

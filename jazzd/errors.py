@@ -1,6 +1,7 @@
 """The one exception family of jazzd.  Pure; imported by every thread.
 
-Every message is one line that names the problem and, where there is one, the fix.
+Every message is one line that names the problem and, where there is one, the fix (one
+line per problem when there are several, e.g. the bad bundles of a program folder).
 """
 
 

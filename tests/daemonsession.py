@@ -12,6 +12,9 @@ import time
 
 import pytest
 
+from jazzd.live.midi import parse
+from jazzd.play.events import NoteOff, NoteOn
+
 from .tinymodel import make_bundle
 
 TEMPO = 120.0
@@ -119,8 +122,9 @@ class Session:
         """(time, on?, note) of the note messages received."""
         out = []
         for t, m in self.received:
-            if m[0] & 0xF0 in (0x80, 0x90):
-                out.append((t, m[0] & 0xF0 == 0x90 and m[2] > 0, m[1]))
+            event = parse(m, t)
+            if isinstance(event, NoteOn | NoteOff):
+                out.append((t, isinstance(event, NoteOn), event.note))
         return out
 
     def stop(self, sig=signal.SIGTERM) -> int:

@@ -14,6 +14,7 @@ from jazzd.model.bundle import (
     array_shapes,
     arrays_sha256,
     load_bundle,
+    make_bundle,
     save_bundle,
 )
 from jazzd.music.vocab import Vocabulary
@@ -100,6 +101,11 @@ def test_round_trip(tmp_path, cfg):
         assert bundle.arrays[name].dtype == np.float32
         np.testing.assert_array_equal(bundle.arrays[name], a)
         assert not bundle.arrays[name].flags.writeable
+    # what the trainer scores in memory is what it writes
+    made = make_bundle(path, arrays, cfg, vocab, training={"epochs": 3})
+    assert (made.path, made.manifest, made.cfg, made.vocab) == (path, bundle.manifest, bundle.cfg, bundle.vocab)
+    for name, a in bundle.arrays.items():
+        np.testing.assert_array_equal(made.arrays[name], a)
 
 
 def test_save_writes_exactly_the_path_given_and_no_temporary(tmp_path):

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from jazzd.music.chordrec import ROOT_NAMES, TEMPLATES, base_quality, recognize, symbol_for
+from jazzd.music.chordrec import ROOT_NAMES, TEMPLATES, recognize, symbol_for
 from jazzd.music.chords import parse_chord
 
 QUALITIES = list(TEMPLATES)
@@ -17,6 +17,11 @@ ROOTS = (0, 2, 3, 5, 6, 10, 11)
 
 def pcs_of(root: int, quality: str) -> frozenset[int]:
     return frozenset((root + i) % 12 for i in TEMPLATES[quality][1])
+
+
+def base_quality(chord) -> str | None:
+    """The first TEMPLATES quality whose tones on the chord's root are exactly its pcs."""
+    return next((q for q in QUALITIES if pcs_of(chord.root, q) == chord.pcs), None)
 
 
 def equivalents(pcs: frozenset[int]) -> set[tuple[int, str]]:

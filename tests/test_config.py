@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
 from pathlib import Path
 
 import pytest
 
 import jazzd
+from jazzd.cli import main
 from jazzd.errors import ConfigError
 from jazzd.live.config import (
     CHECKS,
     RULES,
     SECTIONS,
+    SHELL_RULES,
     Between,
     Config,
     Flag,
@@ -25,6 +28,7 @@ from jazzd.live.config import (
     parse_overrides,
     user_config_path,
 )
+from jazzd.play.settings import Settings
 
 # The defaults as documented in the design (and in default.toml's comments).
 DOCUMENTED = {
@@ -165,7 +169,7 @@ def test_ints_are_accepted_for_float_keys(tmp_path):
     cfg = load_text(tmp_path, "[clock]\ntempo = 140\n[engine]\ntemperature = 2\n[call]\nmin_beats = 0\n")
     assert cfg.clock.tempo == 140.0 and type(cfg.clock.tempo) is float
     assert type(cfg.engine.temperature) is float and type(cfg.call.min_beats) is float
-    assert type(cfg.with_overrides({"engine.density": 0}).engine.density) is float
+    assert type(load_config(overrides={"engine.density": 0}, system_paths=[]).engine.density) is float
 
 
 @pytest.mark.parametrize("text, key", [
@@ -347,20 +351,17 @@ def test_parse_overrides():
     assert "is not section.key=value" in error_of(parse_overrides, ["=duet"])
 
 
-def test_with_overrides_makes_a_new_checked_config(tmp_path):
+def test_command_line_settings_go_on_top_of_the_files_and_are_checked_with_them(tmp_path):
     etc = write(tmp_path / "etc.toml", "[control]\ntemperature_cc = 20\n")
     cfg = load_config(system_paths=[etc])
-    louder = cfg.with_overrides({"engine.density": 0.5, "engine.mode": "duet"})
+    louder = load_config(system_paths=[etc], overrides={"engine.density": 0.5, "engine.mode": "duet"})
     assert (louder.engine.density, louder.engine.mode) == (0.5, "duet")
-    assert (cfg.engine.density, cfg.engine.mode) == (1.0, "call")
     assert louder.sources == cfg.sources == (str(etc),)
     assert louder.origin("engine.mode") == "command line" and louder.origin("control.temperature_cc") == str(etc)
     assert cfg.diff(louder) == {"engine.mode": ("call", "duet"), "engine.density": (1.0, 0.5)}
-    assert error_of(cfg.with_overrides, {"control.mode_cc": 20}) == (
+    assert error_of(load_config, system_paths=[etc], overrides={"control.mode_cc": 20}) == (
         "command line: control.mode_cc = 20: same CC number as control.temperature_cc; "
         "control CCs must all differ (0 = off)")
-    assert error_of(cfg.with_overrides, {"engine.mode": "jam"}, source="MIDI") == (
-        'MIDI: engine.mode = "jam": must be one of call, duet, solo')
 
 
 def test_get_and_flat():
@@ -438,3 +439,102 @@ def test_every_schema_entry_has_a_default_and_a_typed_field():
             assert f.type == type(value).__name__, f"{section}.{f.name}"
             assert RULES[f"{section}.{f.name}"].ok(value), f"default of {section}.{f.name} breaks its rule"
     assert CHECKS  # the rules across keys exist and the defaults pass them (test above)
+
+
+# --- the engine's settings: one field each, in jazzd.play.settings ---------------------
+
+
+def test_engine_settings_come_from_the_config_in_the_engines_units():
+    assert Settings.from_config(load_config(system_paths=[]).flat()) == Settings()
+    cfg = load_config(system_paths=[], overrides={
+        "engine.chord_channel": 2, "midi.output_channel": 16, "engine.range_low": 40,
+        "engine.lookahead_beats": 3, "clock.beats_per_bar": 3, "call.interrupt": False,
+        "engine.top_p": 0.5})
+    s = Settings.from_config(cfg.flat())
+    assert (s.chord_channel, s.melody_channel, s.output_channel) == (1, None, 15)  # 0-based
+    assert (s.pitch_range, s.lookahead, s.beats_per_bar, s.interrupt, s.top_p) == ((40, 84), 3, 3, False, 0.5)
+
+
+def test_every_engine_setting_has_its_key_and_rule_in_the_schema():
+    for f in dataclasses.fields(Settings):
+        assert RULES[f.metadata["key"]] is f.metadata["rule"], f.name
+    assert not set(SHELL_RULES) & {f.metadata["key"] for f in dataclasses.fields(Settings)}
+
+
+@pytest.mark.parametrize(("edit", "complaint"), [
+    (lambda text: text.replace("velocity_humanize = 6\n", ""), "['engine.velocity_humanize']"),
+    (lambda text: text.replace("[system]\n", "[system]\nswing = 0.5\n"), "['system.swing']"),
+    (lambda text: text.replace("range_low = 55", "range_low = 50"),
+     "engine.range_low = 50 but Settings.range_low defaults to 55"),
+    (lambda text: text.replace("output_channel = 1", "output_channel = 2"),
+     "midi.output_channel = 2 but Settings.output_channel defaults to 0"),
+])
+def test_drift_between_default_toml_and_the_fields_is_caught(monkeypatch, edit, complaint):
+    from jazzd.live import config
+
+    text = default_config_text()
+    monkeypatch.setattr(config, "default_config_text", lambda: edit(text))
+    with pytest.raises(RuntimeError, match=re.escape(complaint)):
+        config._schema()
+
+
+# --- `jazzd config` ----------------------------------------------------------------------
+
+
+def printed(capsys, *argv: str) -> dict[str, tuple[str, str]]:
+    """{"section.key": (value as printed, origin)} from `jazzd config`'s output."""
+    assert main(["config", *argv]) == 0
+    out, section = {}, ""
+    for line in capsys.readouterr().out.splitlines():
+        if line.startswith("["):
+            section = line.strip("[]") + "."
+        elif line and not line.startswith("#"):
+            setting, _, origin = line.partition("  # ")
+            key, _, value = setting.partition(" = ")
+            out[section + key] = (value.strip(), origin)
+    return out
+
+
+def test_jazzd_config_prints_every_setting_with_where_it_came_from(tmp_path, monkeypatch, capsys):
+    from jazzd.live import config
+
+    etc = write(tmp_path / "etc" / "jazzd.toml", "[clock]\nbeats_per_bar = 3\n")
+    user = write(tmp_path / "xdg" / "jazzd" / "jazzd.toml", "[engine]\ntemperature = 0.5\n")
+    explicit = write(tmp_path / "explicit.toml", '[engine]\nmode = "duet"\n')
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", etc)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    argv = ["--config", str(explicit), "--tempo", "140", "--set", "control.panic_cc=90",
+            "--set", 'midi.client_name=jazz "d"\x7f', "--set", "engine.progression=Dm7 G7 | Cmaj7 %"]
+    shown = printed(capsys, *argv)
+    assert list(shown) == list(RULES)
+    assert shown["clock.beats_per_bar"] == ("3", str(etc))
+    assert shown["engine.temperature"] == ("0.5", str(user))
+    assert shown["engine.mode"] == ('"duet"', str(explicit))
+    assert shown["clock.tempo"] == ("140.0", "command line")
+    assert shown["control.panic_cc"] == ("90", "command line")
+    assert shown["engine.density"] == ("1.0", "default")
+
+    # The output is TOML that reads back as the same settings.
+    assert main(["config", *argv]) == 0
+    again = load_text(tmp_path, capsys.readouterr().out)
+    expected = load_config(explicit, {"clock.tempo": 140, "control.panic_cc": 90,
+                                      "midi.client_name": 'jazz "d"\x7f',
+                                      "engine.progression": "Dm7 G7 | Cmaj7 %"},
+                           system_paths=[etc, user])
+    assert again == expected and again.midi.client_name == 'jazz "d"\x7f'
+
+
+def test_jazzd_config_keys_default_and_errors(tmp_path, monkeypatch, capsys):
+    from jazzd.live import config
+
+    monkeypatch.setattr(config, "SYSTEM_CONFIG", tmp_path / "etc" / "jazzd.toml")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    assert main(["config", "engine.top_p", "clock.tempo", "--tempo", "90"]) == 0
+    assert capsys.readouterr().out == "engine.top_p = 0.95  # default\nclock.tempo = 90.0   # command line\n"
+    assert main(["config", "--default"]) == 0
+    assert capsys.readouterr().out == default_config_text()
+    assert main(["config", "engine.topp"]) == 2
+    assert capsys.readouterr().err == "jazzd config: unknown key engine.topp; did you mean engine.top_p?\n"
+    assert main(["config", "--set", "engine.mode=jam"]) == 2
+    assert capsys.readouterr().err == (
+        'jazzd config: command line: engine.mode = "jam": must be one of call, duet, solo\n')

@@ -10,10 +10,12 @@ from hypothesis import strategies as st
 
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
+from jazzd.music.chords import parse_chord
 from jazzd.play.engine import Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn
 from jazzd.play.listener import Listener, snap
 from jazzd.play.offline import ManualClock
+from jazzd.play.soloist import Soloist
 from jazzd.play.tracker import ChordTracker
 
 from .tinymodel import make_bundle
@@ -49,13 +51,18 @@ def hold_chord(clock, t, notes, release=()):
 
 CALL = [60, 62, 64, 65, 67, 65, 64, 62]  # two bars of quarter notes over C
 
+# The answer's line keeps the beat: its notes at 9.83 and 14.83 (an eighth and a triplet
+# eighth after the beat) end on the next beat (4.917-5.0 and 7.417-7.5 s).  Before the
+# fix, the one at 9.83 was held for a whole beat and the rest of the answer sat a sixth
+# of a beat off the grid (10.83, 11.33, 11.83, ...).
 GOLDEN_TWO_BAR_CALL = [
     (4.5, "on", 59, 113), (4.75, "off", 59, 0), (4.75, "on", 64, 105), (4.917, "off", 64, 0),
-    (4.917, "on", 67, 104), (5.417, "off", 67, 0), (5.417, "on", 65, 96), (5.667, "off", 65, 0),
-    (5.667, "on", 62, 94), (5.917, "off", 62, 0), (5.917, "on", 56, 103), (6.167, "off", 56, 0),
-    (6.167, "on", 60, 98), (6.667, "off", 60, 0), (6.667, "on", 67, 94), (7.167, "off", 67, 0),
-    (7.167, "on", 64, 97), (7.417, "off", 64, 0), (7.417, "on", 67, 98), (7.667, "off", 67, 0),
-    (7.667, "on", 64, 93), (8.167, "off", 64, 0), (8.167, "on", 67, 99), (8.5, "off", 67, 0),
+    (4.917, "on", 67, 104), (5.0, "off", 67, 0), (5.0, "on", 65, 104), (5.25, "off", 65, 0),
+    (5.25, "on", 59, 94), (5.75, "off", 59, 0), (5.75, "on", 56, 93), (6.0, "off", 56, 0),
+    (6.0, "on", 57, 111), (6.5, "off", 57, 0), (6.5, "on", 56, 105), (6.75, "off", 56, 0),
+    (6.75, "on", 55, 98), (7.25, "off", 55, 0), (7.25, "on", 60, 97), (7.417, "off", 60, 0),
+    (7.417, "on", 64, 98), (7.5, "off", 64, 0), (7.5, "on", 60, 101), (8.0, "off", 60, 0),
+    (8.0, "on", 64, 110), (8.5, "off", 64, 0),
 ]
 
 
@@ -127,7 +134,7 @@ events = st.lists(st.tuples(st.floats(0, 20), st.integers(36, 96), st.integers(1
 @given(events, st.sampled_from(["call", "duet", "solo"]), st.integers(0, 1000),
        st.sampled_from([90, 120, 200]), st.booleans())
 def test_every_note_on_gets_exactly_one_off_in_range_and_on_time(bundle, notes, mode, seed, tempo, pedal):
-    engine = make_engine(bundle, seed=seed, mode=mode, pitch_range=(55, 84))
+    engine = make_engine(bundle, seed=seed, mode=mode, range_low=55, range_high=84)
     clock = ManualClock(engine, tempo=tempo)
     script = []
     for t, note, vel, length in notes:
@@ -179,6 +186,23 @@ def test_listener_snaps_to_quarters_and_thirds_and_cuts_overlaps():
     done = lis.take_completed()
     assert [(n.onset, n.end, n.pitch) for n in done] == [(0, 0.5, 60), (0.5, 1.25, 62)]
     assert lis.take_completed() == []
+
+
+def test_a_restored_soloist_plays_the_same_line_again(bundle):
+    soloist = Soloist(Runtime(bundle), np.random.default_rng(3))
+    chord = parse_chord("C7")
+    for k in range(5):
+        soloist.play(k * 0.5, k == 0, chord)
+    snapshot, rng = soloist.snapshot(), soloist.rng.bit_generator.state
+
+    def line():
+        return [soloist.play(k * 0.5, False, chord) for k in range(8)]
+
+    first = line()
+    for _ in range(2):  # the snapshot is not used up
+        soloist.restore(snapshot)
+        soloist.rng.bit_generator.state = rng
+        assert line() == first
 
 
 @pytest.mark.parametrize(("notes", "symbol"), [
@@ -261,10 +285,10 @@ def test_duet_plays_on_over_the_chords_it_hears_and_mode_switches_release_notes(
 
 
 def test_settings_change_between_beats(bundle):
-    engine = make_engine(bundle, mode="solo", pitch_range=(60, 72))
+    engine = make_engine(bundle, mode="solo", range_low=60, range_high=72)
     clock = ManualClock(engine, tempo=120)
     clock.run_until(4.0)
-    engine.settings.pitch_range = (74, 86)
+    engine.settings.range_low, engine.settings.range_high = 74, 86
     engine.settings.temperature = 0.0  # greedy from now on
     sent = clock.run_until(8.0)
     ons = [e for e in sent if e.kind == "on"]

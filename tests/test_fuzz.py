@@ -18,12 +18,13 @@ import pytest
 from jazzd.live.clock import PPQN
 from jazzd.live.config import load_config
 from jazzd.live.daemon import Daemon
+from jazzd.live.midi import LENGTH, parse
 from jazzd.live.notify import Notifier
+from jazzd.play.events import NoteOff, NoteOn
 
 from .tinymodel import make_bundle
 
 REASONS = {"empty", "malformed", "other channel"}  # every reason a valid daemon may give
-LENGTH = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}
 
 
 class Wire:
@@ -109,13 +110,19 @@ def well_formed(message: bytes) -> bool:
     return len(message) == LENGTH[status & 0xF0]
 
 
+def is_note_on(message: bytes) -> bool:
+    return isinstance(parse(message, 0.0), NoteOn)
+
+
 def sounding_at_end(out: list[bytes]) -> set[tuple[int, int]]:
+    """The (channel, note) pairs a stream of messages leaves sounding."""
     sounding: set[tuple[int, int]] = set()
     for m in out:
-        if m[0] & 0xF0 == 0x90 and m[2] > 0:
-            sounding.add((m[0] & 0x0F, m[1]))
-        elif m[0] & 0xF0 in (0x80, 0x90):
-            sounding.discard((m[0] & 0x0F, m[1]))
+        event = parse(m, 0.0)
+        if isinstance(event, NoteOn):
+            sounding.add((event.channel, event.note))
+        elif isinstance(event, NoteOff):
+            sounding.discard((event.channel, event.note))
     return sounding
 
 

@@ -6,7 +6,7 @@ from collections import Counter
 import pytest
 
 from jazzd.music.chords import spelled_chord
-from jazzd.music.grammar import Element, encode_bar
+from jazzd.music.grammar import Element, iter_bar
 from jazzd.music.vocab import Vocabulary
 
 from .conftest import SEED, need
@@ -22,7 +22,7 @@ def _encode(bar):
     chords = [(c["offset"], spelled_chord(c["names"], c["quality"])) for c in bar["chords"]]
     elements = [Element(e["offset"], e["quarter_length"], None if e["rest"] else e["midi"])
                 for e in bar["elements"]]
-    return encode_bar(elements, chords)
+    return [value for _, _, value in iter_bar(elements, chords)]
 
 
 def test_codec_reproduces_every_golden_value(golden):

@@ -15,10 +15,11 @@ import numpy as np
 import pytest
 
 from jazzd.live.clock import PPQN
+from jazzd.live.midi import LENGTH
 
 from .daemonsession import Session, hanging
 from .jackserver import PERIOD, RATE, start_server
-from .test_fuzz import LENGTH, clock_storm, stream
+from .test_fuzz import clock_storm, is_note_on, stream
 
 pytestmark = pytest.mark.jack
 CHORD = [[0x90, 50, 70], [0x90, 53, 70], [0x90, 57, 70]]
@@ -80,7 +81,7 @@ def flood(kbd, rec, seconds: float, rate: int, rng, received: list) -> tuple[int
             sent += 1
         while (item := rec.get_message()) is not None:
             received.append((time.monotonic() - start, bytes(item[0])))
-            if item[0][0] & 0xF0 == 0x90 and item[0][2] > 0:
+            if is_note_on(bytes(item[0])):
                 ons.append(time.monotonic() - start)
         time.sleep(0.001)
     return sent, ons

@@ -64,7 +64,6 @@ CALLS = [
 def test_path_socket(listener, call, expected):
     sock, address = listener
     notifier = Notifier({"NOTIFY_SOCKET": address})
-    assert notifier.enabled
     assert call(notifier) is True
     assert received(sock) == [expected]
     assert notifier.failures == 0
@@ -111,7 +110,6 @@ def test_os_environ_is_the_default(listener, monkeypatch):
 def test_no_op_without_notify_socket(monkeypatch, caplog):
     monkeypatch.delenv("NOTIFY_SOCKET", raising=False)
     for notifier in (Notifier(), Notifier({})):
-        assert not notifier.enabled
         results = [notifier.ready("x"), notifier.reloading(), notifier.status("x"),
                    notifier.watchdog(), notifier.stopping()]
         assert results == [False] * 5
@@ -121,7 +119,6 @@ def test_no_op_without_notify_socket(monkeypatch, caplog):
 
 def test_unsupported_address_is_a_counted_no_op():
     notifier = Notifier({"NOTIFY_SOCKET": "vsock:2:1234"})
-    assert not notifier.enabled
     assert notifier.ready() is False
     assert notifier.failures == 1 and "vsock" in notifier.last_error
 
@@ -139,8 +136,13 @@ def test_unsupported_address_is_a_counted_no_op():
 def test_watchdog_interval(env, interval_s):
     pid = os.getpid()
     env = {k: {"OURS": str(pid), "OTHER": str(pid + 1)}.get(v, v) for k, v in env.items()}
-    assert Notifier(env).watchdog_interval() == interval_s
-    assert Notifier(env, pid=pid).watchdog_interval() == interval_s
+    for notifier in (Notifier(env), Notifier(env, pid=pid)):
+        notifier.watchdog(now=100.0)  # no socket: nothing is sent, the schedule still runs
+        if interval_s is None:
+            assert not notifier.watchdog_due(1e12)
+        else:
+            assert not notifier.watchdog_due(100.0 + interval_s - 1e-6)
+            assert notifier.watchdog_due(100.0 + interval_s)
 
 
 def test_watchdog_due_every_half_interval(listener):
@@ -155,7 +157,6 @@ def test_watchdog_due_every_half_interval(listener):
 
 def test_watchdog_never_due_when_disabled():
     notifier = Notifier({"NOTIFY_SOCKET": "/nonexistent/notify"})
-    assert notifier.watchdog_interval() is None
     assert not notifier.watchdog_due(1e12)
 
 

@@ -13,6 +13,7 @@ import pytest
 
 from .daemonsession import SPB, Session, call_messages, hanging
 from .jackserver import start_server
+from .test_fuzz import is_note_on
 
 pytestmark = pytest.mark.jack
 BACK_WITHIN_S = 2.0
@@ -61,7 +62,7 @@ def collect(rec, seconds: float, kbd=None, sends=()) -> list[tuple[float, bytes]
 
 
 def note_ons(got) -> list[float]:
-    return [t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0]
+    return [t for t, m in got if is_note_on(m)]
 
 
 def test_a_lost_keyboard_releases_its_keys_and_is_reconnected_by_name(jack_server, session):

@@ -15,13 +15,13 @@ import time
 import pytest
 
 from jazzd.errors import PortError
+from jazzd.live.midi import panic_messages
 from jazzd.live.ports import (
     APIS,
     available_apis,
     find_port,
     list_ports,
     open_ports,
-    panic_messages,
 )
 
 jack = pytest.mark.jack
@@ -297,38 +297,6 @@ def test_unknown_backend_lists_the_choices():
 
 
 # ---------------------------------------------------------------- pure parts
-
-
-def test_panic_messages_default_is_every_note_then_pedal_and_mode_messages():
-    msgs = panic_messages()
-    assert len(msgs) == 16 * 128 + 16 * 3 == 2096
-    assert all(len(m) == 3 for m in msgs)
-    assert msgs[:3] == [b"\x80\x00\x00", b"\x80\x01\x00", b"\x80\x02\x00"]
-    assert msgs[:2048] == [bytes((0x80 | ch, n, 0)) for ch in range(16) for n in range(128)]
-    assert msgs[2047] == b"\x8f\x7f\x00"
-    assert msgs[2048:2054] == [b"\xb0\x40\x00", b"\xb0\x7b\x00", b"\xb0\x78\x00",
-                               b"\xb1\x40\x00", b"\xb1\x7b\x00", b"\xb1\x78\x00"]
-    assert msgs[-1] == b"\xbf\x78\x00"
-
-
-def test_panic_messages_for_the_notes_we_opened():
-    msgs = panic_messages(channels=[0, 9], notes=[(0, 60), (9, 36), (0, 60)],
-                          reset_controllers=True)
-    assert msgs == [b"\x80\x3c\x00", b"\x89\x24\x00",
-                    b"\xb0\x40\x00", b"\xb0\x7b\x00", b"\xb0\x78\x00", b"\xb0\x79\x00",
-                    b"\xb9\x40\x00", b"\xb9\x7b\x00", b"\xb9\x78\x00", b"\xb9\x79\x00"]
-    assert len(panic_messages(reset_controllers=True)) == 2048 + 64
-    assert panic_messages(channels=[], notes=[]) == []
-
-
-@pytest.mark.parametrize(("kwargs", "error"), [
-    ({"channels": [16]}, "channel must be in range 0..15, not 16"),
-    ({"notes": [(0, 128)]}, "note must be in range 0..127, not 128"),
-    ({"notes": [(-1, 60)]}, "channel must be in range 0..15, not -1"),
-])
-def test_panic_messages_reject_out_of_range_values(kwargs, error):
-    with pytest.raises(ValueError, match=error):
-        panic_messages(**kwargs)
 
 
 def test_find_port_prefers_an_exact_name_then_a_unique_substring():

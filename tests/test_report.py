@@ -99,6 +99,7 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
     assert real["pieces"] == 8 and gen["pieces"] == 9 and r["settings"]["split_used"] == "all"
     assert real["bars"] == 8 * 16 and gen["bars"] == real["bars"] + 16  # the ninth reuses the first changes
     assert r["likelihood"]["pieces"] == 8 and r["likelihood"]["tokens"] > 1000
+    assert r["likelihood"]["tokens"] == real["values"]  # scored within --bars, as measured
     assert r["likelihood"]["baseline"] is None  # the tiny bundle has none
     for s in r["sets"].values():
         assert 0.2 < s["features"]["chord_tone_ratio"]["mean"] < 0.9
@@ -134,6 +135,10 @@ def test_report_copy_check_and_validation_split(tmp_path):
 
     values = solo_of_piece(read_source(csvs[2], "wjazzd")).values
     assert index.longest(values)[0] == len(values)  # a training solo is copied whole
+    # --split all: the real set holds the training solos, already read: the same index
+    read = {p: read_source(p, "wjazzd") for p in csvs}
+    again = training_index(bundle, jobs, "wjazzd", progress=False, read=read)
+    assert again.tokens == index.tokens and again.longest(values) == index.longest(values)
 
 
 def test_report_errors_are_one_line_and_exit_2(tmp_path, capsys):

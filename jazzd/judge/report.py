@@ -16,8 +16,9 @@ music21.
    (measured only: their MIDI is not written, since such a model may be trained on
    material that must not be shipped).
 Every set becomes `metrics.Solo`s through one path (a `Piece`, encoded by the grammar),
-with `--bars` capping every piece alike.  Then: the model's likelihood on the real set
-(`evaluate.evaluate_sources`, next to the trigram baseline), the metrics of
+with `--bars` capping every piece alike.  The real solos are read once and the bundle
+loaded once.  Then: the model's likelihood on the real set as measured (so within
+`--bars`; `evaluate.evaluate_pieces`, next to the trigram baseline), the metrics of
 `jazzd.judge.metrics` per piece (mean and sd per set), the longest run of values copied from
 the training solos (`jazzd.judge.copying`), and the MGEval distances of each set to the real
 set (`jazzd.judge.mgeval`), with the real set split in two halves as the floor of what "as
@@ -44,6 +45,7 @@ from jazzd.errors import ConfigError, InputError
 from jazzd.judge.metrics import FAMILIES, FEATURES, Solo, features, solo_of_piece
 from jazzd.music.grammar import TYPES, Element
 from jazzd.music.progression import Progression
+from jazzd.music.timeline import rests
 
 SPLITS = ("auto", "validation", "train", "all")
 _EPS = 1e-6
@@ -102,10 +104,9 @@ def piece_of_notes(name: str, notes, progression: Progression, bars: int) -> Pie
     for n in sorted(notes, key=lambda n: n.onset):
         if n.onset >= bars * bpb - _EPS:
             break
-        while n.onset - t > _EPS:  # the gap before the note, as rests split at bar lines
-            stop = min(n.onset, (math.floor(t / bpb + _EPS) + 1) * bpb)
-            out[min(int(t // bpb), bars - 1)].elements.append(Element(t, stop - t, None))
-            t = stop
+        for a, b in rests(t, n.onset, bpb):  # the gap before the note
+            out[min(int(a // bpb), bars - 1)].elements.append(Element(a, b - a, None))
+            t = b
         start = max(n.onset, t)
         out[min(int(start // bpb + _EPS), bars - 1)].elements.append(Element(start, n.dur, n.midi))
         t = start + n.dur
@@ -182,17 +183,20 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
     return out
 
 
-def training_index(bundle, jobs, fmt: str, progress: bool):
+def training_index(bundle, jobs, fmt: str, progress: bool, read: dict | None = None):
     """The bundle's training solos among the real sources, as a `CopyIndex` of values
-    (None when they are not there)."""
+    (None when they are not there).  Whole solos, whatever `--bars` says; taken from
+    `read` ({path: Piece}) when it holds them all (--split all: they are the real set)."""
     from jazzd.data.ingest.run import ingest
     from jazzd.judge.copying import CopyIndex
 
     names = set(bundle.manifest.get("training", {}).get("train_pieces", []))
-    paths = [str(p) for p, _ in jobs if Path(p).stem in names]
+    paths = [p for p, _ in jobs if Path(p).stem in names]
     if not paths:
         return None
-    result = ingest(paths, fmt=fmt, show_progress=progress)
+    if read and all(p in read for p in paths):
+        return CopyIndex(read[p].encode()[0] for p in paths)
+    result = ingest([str(p) for p in paths], fmt=fmt, show_progress=progress)
     offsets, values = result.corpus.offsets, result.raw_values
     return CopyIndex(values[offsets[i]:offsets[i + 1]] for i in range(len(offsets) - 1))
 
@@ -253,7 +257,7 @@ def run_report(opts: Options) -> dict:
     """Everything `jazzd report` does; returns what it wrote into metrics.json."""
     from jazzd.data.ingest.run import expand, read_source
     from jazzd.model.bundle import load_bundle
-    from jazzd.training.evaluate import evaluate_sources
+    from jazzd.training.evaluate import evaluate_pieces
 
     if opts.split not in SPLITS:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}")
@@ -271,7 +275,8 @@ def run_report(opts: Options) -> dict:
     (out / "midi").mkdir(parents=True, exist_ok=True)
     (out / "plots").mkdir(parents=True, exist_ok=True)
 
-    real_pieces = [_cap(read_source(p, f), opts.bars) for p, f in real_jobs]
+    read = {p: read_source(p, f) for p, f in real_jobs}
+    real_pieces = [_cap(read[p], opts.bars) for p, _ in real_jobs]
     sets = [SoloSet("real", "real", [solo_of_piece(p) for p in real_pieces])]
     sets.append(render_set(bundle, real_pieces, opts, out / "midi"))
     for k, jobs in enumerate(compare_jobs):
@@ -283,9 +288,8 @@ def run_report(opts: Options) -> dict:
         raise ConfigError("two sets have the same name ({}); name them with --compare-name".format(
             ", ".join(s.name for s in sets)))
 
-    likelihood = evaluate_sources(opts.model, opts.real, fmt=opts.fmt,
-                                  split=None if split == "all" else split)
-    index = training_index(bundle, all_jobs, opts.fmt, opts.progress) if split != "train" else None
+    likelihood = evaluate_pieces(bundle, real_pieces)
+    index = training_index(bundle, all_jobs, opts.fmt, opts.progress, read) if split != "train" else None
 
     tables = {s.name: feature_table(s.solos) for s in sets}
     real = tables["real"]

@@ -2,18 +2,23 @@
 
 Runs in the main thread, at start-up and again on each SIGHUP reload; it only reads files
 and returns a new frozen `Config`, so a failed reload leaves the running one untouched.
-Imports only the standard library (`tomllib`), `jazzd.errors` and `jazzd.music.progression`:
-never numpy, tensorflow or music21, so a bad setting is reported before anything heavy
-loads.
+Imports only the standard library (`tomllib`), `jazzd.errors`, `jazzd.music.progression`
+and `jazzd.play.settings`: never numpy, tensorflow or music21, so a bad setting is
+reported before anything heavy loads.
 
 The packaged `default.toml` is the schema.  Its sections and keys are the only ones
 allowed, and the type of each default is the key's type (a whole number is accepted for a
-decimal key; true/false is never a number).  `RULES`, one table kept in the same order as
-the file, says what else each value must be (choices, ranges); `CHECKS` holds the few
-rules that span several keys.  Every error is a `ConfigError` of one line naming the file,
-the key and what is allowed, e.g.
+decimal key; true/false is never a number); each section becomes a frozen dataclass
+(`SECTIONS`).  `RULES` says what else each value must be (choices, ranges): the engine's
+keys take their rule from their field of `jazzd.play.settings.Settings` (the one place
+an engine setting is declared), the shell's keys from `SHELL_RULES` below.  `CHECKS`
+holds the few rules that span several keys.  Every error is a `ConfigError` of one line
+naming the file, the key and what is allowed, e.g.
 
     /etc/jazzd/jazzd.toml: engine.mode = "jam": must be one of call, duet, solo
+
+`jazzd config` prints the settings in effect with where each came from (`dump`);
+`jazzd config --default` prints default.toml.
 """
 
 from __future__ import annotations
@@ -24,8 +29,7 @@ import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field, fields
-from functools import lru_cache
+from dataclasses import dataclass, field, fields, make_dataclass
 from importlib import resources
 from pathlib import Path
 from types import MappingProxyType
@@ -33,89 +37,14 @@ from typing import Any
 
 from jazzd.errors import ConfigError
 from jazzd.music.progression import parse_progression
+from jazzd.play.settings import Between, Flag, OneOf, Rule, Settings, Text, engine_value
 
 SYSTEM_CONFIG = Path("/etc/jazzd/jazzd.toml")
 DEFAULT_LABEL = "default"  # origin of a value nobody overrode
 COMMAND_LINE = "command line"  # origin of a value given as section.key=value
 
 
-# --- what a value may be -------------------------------------------------------------
-
-
-def _num(x: float) -> str:
-    """A bound as written in the docs: 3, 0.25."""
-    return str(int(x)) if float(x).is_integer() else repr(x)
-
-
-def _kind_word(kind: type) -> str:
-    return "an integer" if kind is int else "a number"
-
-
-@dataclass(frozen=True)
-class OneOf:
-    """A string from a fixed list."""
-
-    choices: tuple[str, ...]
-
-    def ok(self, value: Any) -> bool:
-        return value in self.choices
-
-    def describe(self, kind: type) -> str:
-        return "one of " + ", ".join(self.choices)
-
-
-@dataclass(frozen=True)
-class Between:
-    """A number in [lo, hi] (or (lo, hi] with lo_open); `zero` names what 0 means; `exclude` lists holes."""
-
-    lo: float
-    hi: float
-    lo_open: bool = False
-    zero: str = ""
-    exclude: tuple[tuple[int, str], ...] = ()
-
-    def ok(self, value: Any) -> bool:
-        low_ok = self.lo < value if self.lo_open else self.lo <= value
-        # Written so that NaN fails both comparisons.
-        return bool(low_ok and value <= self.hi) and value not in dict(self.exclude)
-
-    def describe(self, kind: type) -> str:
-        lo = self.lo
-        prefix = ""
-        if self.zero and lo == 0:
-            prefix, lo = f"0 ({self.zero}) or ", 1
-        if self.lo_open:
-            text = f"{_kind_word(kind)} above {_num(lo)} and at most {_num(self.hi)}"
-        else:
-            text = f"{_kind_word(kind)} from {_num(lo)} to {_num(self.hi)}"
-        if self.exclude:
-            text += " except " + ", ".join(f"{n} ({why})" for n, why in self.exclude)
-        return prefix + text
-
-
-@dataclass(frozen=True)
-class Flag:
-    """true or false."""
-
-    def ok(self, value: Any) -> bool:
-        return True
-
-    def describe(self, kind: type) -> str:
-        return "true or false"
-
-
-@dataclass(frozen=True)
-class Text:
-    """Any string (non-empty if asked); `what` is how the docs put it."""
-
-    what: str = "text in quotes"
-    nonempty: bool = False
-
-    def ok(self, value: Any) -> bool:
-        return bool(value.strip()) or not self.nonempty
-
-    def describe(self, kind: type) -> str:
-        return self.what
+# --- what a value may be (the rule vocabulary is jazzd.play.settings') --------------------
 
 
 @dataclass(frozen=True)
@@ -135,37 +64,19 @@ class Chords(Text):
 CC_NUMBER = Between(0, 119, zero="off", exclude=((64, "sustain pedal"),))
 PORT = Text('"" (a virtual port) or a port number or name in quotes, e.g. "1"')
 
-# One entry per key of default.toml, in its order: what each value may be besides its type.
-RULES: dict[str, OneOf | Between | Flag | Text] = {
+# The keys only the shell reads, in default.toml's order: what each value may be besides
+# its type.  The engine's keys are the fields of `Settings`, with their rules.
+SHELL_RULES: dict[str, Rule] = {
     "midi.backend": OneOf(("auto", "alsa", "jack", "coremidi", "winmm")),
     "midi.client_name": Text("non-empty text in quotes", nonempty=True),
     "midi.input": PORT,
     "midi.output": PORT,
     "midi.input_channel": Between(0, 16, zero="omni"),
-    "midi.output_channel": Between(1, 16),
     "midi.thru": Flag(),
     "clock.source": OneOf(("internal", "midi")),
     "clock.tempo": Between(20, 300),
     "clock.send": Flag(),
-    "clock.beats_per_bar": Between(1, 12),
-    "engine.mode": OneOf(("call", "duet", "solo")),
-    "engine.split": Between(0, 127),
-    "engine.chord_channel": Between(0, 16, zero="use split"),
-    "engine.melody_channel": Between(0, 16, zero="use split"),
     "engine.progression": Chords(),
-    "engine.temperature": Between(0, 3),
-    "engine.top_p": Between(0, 1, lo_open=True),
-    "engine.density": Between(0, 1),
-    "engine.range_low": Between(0, 127),
-    "engine.range_high": Between(0, 127),
-    "engine.lookahead_beats": Between(1, 4),
-    "engine.velocity_humanize": Between(0, 30),
-    "call.silence_beats": Between(0.25, 8),
-    "call.max_bars": Between(1, 16),
-    "call.min_beats": Between(0, 16),
-    "call.answer_start": OneOf(("beat", "bar")),
-    "call.answer_beats": Between(0, 64, zero="as long as the call"),
-    "call.interrupt": Flag(),
     "model.path": FilePath('"" (the bundled model) or a bundle file path in quotes'),
     "model.folder": FilePath('"" (none) or a folder path in quotes'),
     "control.temperature_cc": CC_NUMBER,
@@ -180,121 +91,57 @@ RULES: dict[str, OneOf | Between | Flag | Text] = {
 }
 
 
-# --- the typed result ----------------------------------------------------------------
+# --- the schema, from the packaged file -----------------------------------------------
 
 
-@dataclass(frozen=True)
-class MidiConfig:
-    """[midi]: the MIDI system, ports and channels."""
-
-    backend: str
-    client_name: str
-    input: str
-    output: str
-    input_channel: int
-    output_channel: int
-    thru: bool
+def default_config_text() -> str:
+    """The shipped default.toml, comments and all (for `jazzd config --default`)."""
+    return resources.files("jazzd.live").joinpath("default.toml").read_text(encoding="utf-8")
 
 
-@dataclass(frozen=True)
-class ClockConfig:
-    """[clock]: where time comes from."""
-
-    source: str
-    tempo: float
-    send: bool
-    beats_per_bar: int
-
-
-@dataclass(frozen=True)
-class EngineConfig:
-    """[engine]: how jazzd plays."""
-
-    mode: str
-    split: int
-    chord_channel: int
-    melody_channel: int
-    progression: str
-    temperature: float
-    top_p: float
-    density: float
-    range_low: int
-    range_high: int
-    lookahead_beats: int
-    velocity_humanize: int
+def _schema() -> tuple[Mapping[str, Any], dict[str, Rule], dict[str, type]]:
+    """default.toml's defaults, every key's rule and every section's dataclass, in the
+    file's order; RuntimeError when the file, the engine's fields and SHELL_RULES differ
+    (a packaging bug, never the user's)."""
+    data = tomllib.loads(default_config_text())
+    defaults = {f"{s}.{k}": v for s, table in data.items() for k, v in table.items()}
+    engine = {f.metadata["key"]: f for f in fields(Settings)}
+    drift = sorted((set(defaults) ^ (set(engine) | set(SHELL_RULES))) | (set(engine) & set(SHELL_RULES)))
+    if drift:
+        raise RuntimeError(f"jazzd/live/default.toml, config.SHELL_RULES and Settings differ: {drift}")
+    for key, f in engine.items():
+        if engine_value(f, defaults[key]) != f.default:
+            raise RuntimeError(f"jazzd/live/default.toml: {key} = {defaults[key]!r} but "
+                               f"Settings.{f.name} defaults to {f.default!r}")
+    rules = {k: engine[k].metadata["rule"] if k in engine else SHELL_RULES[k] for k in defaults}
+    sections = {s: make_dataclass(f"{s.title()}Config", [(k, type(v).__name__) for k, v in table.items()],
+                                  frozen=True)
+                for s, table in data.items()}
+    return MappingProxyType(defaults), rules, sections
 
 
-@dataclass(frozen=True)
-class CallConfig:
-    """[call]: call-and-response timing."""
-
-    silence_beats: float
-    max_bars: int
-    min_beats: float
-    answer_start: str
-    answer_beats: int
-    interrupt: bool
-
-
-@dataclass(frozen=True)
-class ModelConfig:
-    """[model]: which weights bundle(s)."""
-
-    path: str
-    folder: str
-
-
-@dataclass(frozen=True)
-class ControlConfig:
-    """[control]: MIDI CC numbers and program change that steer jazzd."""
-
-    temperature_cc: int
-    density_cc: int
-    mode_cc: int
-    answer_length_cc: int
-    panic_cc: int
-    program_change: bool
-
-
-@dataclass(frozen=True)
-class SystemConfig:
-    """[system]: scheduling, watchdog, logging."""
-
-    realtime: bool
-    watchdog: bool
-    log_level: str
-
-
-SECTIONS: dict[str, type] = {
-    "midi": MidiConfig,
-    "clock": ClockConfig,
-    "engine": EngineConfig,
-    "call": CallConfig,
-    "model": ModelConfig,
-    "control": ControlConfig,
-    "system": SystemConfig,
-}
+_DEFAULTS, RULES, SECTIONS = _schema()
 
 
 @dataclass(frozen=True)
 class Config:
     """Every setting, by section: `cfg.engine.mode`.  Equality compares values only.
 
-    `sources` lists the config files read, in order (the packaged default is not listed);
+    Each section is a frozen dataclass made from default.toml (`SECTIONS`).  `sources`
+    lists the config files read, in order (the packaged default is not listed);
     `origins` maps each "section.key" to where its value came from: "default", a file
     path, or "command line".
     """
 
-    midi: MidiConfig
-    clock: ClockConfig
-    engine: EngineConfig
-    call: CallConfig
-    model: ModelConfig
-    control: ControlConfig
-    system: SystemConfig
+    midi: Any
+    clock: Any
+    engine: Any
+    call: Any
+    model: Any
+    control: Any
+    system: Any
     sources: tuple[str, ...] = field(default=(), compare=False)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
-    layers: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def get(self, key: str) -> Any:
         """The value of a dotted key, e.g. cfg.get("engine.mode")."""
@@ -316,41 +163,14 @@ class Config:
         """{"section.key": value} in default.toml's order."""
         return {f"{s}.{k}": v for s, keys in self.to_dict().items() for k, v in keys.items()}
 
-    def with_overrides(self, overrides: Mapping[str, Any], source: str = COMMAND_LINE) -> Config:
-        """A new Config with dotted-key settings applied on top and everything checked again."""
-        values, origins = self.flat(), {**{k: DEFAULT_LABEL for k in RULES}, **self.origins}
-        _overlay_dotted(values, origins, overrides, source, Path.cwd())
-        layers = (*(self.layers or (DEFAULT_LABEL, *self.sources)), source)
-        return _build(values, origins, self.sources, layers)
-
     def diff(self, other: Config) -> dict[str, tuple[Any, Any]]:
         """{"section.key": (mine, other's)} for every value that differs (e.g. after a reload)."""
         mine, theirs = self.flat(), other.flat()
         return {k: (mine[k], theirs[k]) for k in mine if mine[k] != theirs[k]}
 
 
-# --- the schema, from the packaged file -----------------------------------------------
-
-
-def default_config_text() -> str:
-    """The shipped default.toml, comments and all (for `jazzd config --default`)."""
-    return resources.files("jazzd.live").joinpath("default.toml").read_text(encoding="utf-8")
-
-
-@lru_cache(maxsize=1)
-def _defaults() -> Mapping[str, Any]:
-    """{"section.key": default value} from default.toml; checked against RULES and SECTIONS."""
-    data = tomllib.loads(default_config_text())
-    flat = {f"{s}.{k}": v for s, table in data.items() for k, v in table.items()}
-    declared = [f"{s}.{f.name}" for s, cls in SECTIONS.items() for f in fields(cls)]
-    if list(flat) != list(RULES) or list(flat) != declared:
-        drift = sorted(set(flat) ^ set(RULES) | set(flat) ^ set(declared)) or "key order"
-        raise RuntimeError(f"jazzd/default.toml, config.RULES and config.SECTIONS differ: {drift}")
-    return MappingProxyType(flat)
-
-
 def _kind(key: str) -> type:
-    return type(_defaults()[key])
+    return type(_DEFAULTS[key])
 
 
 def user_config_path() -> Path:
@@ -368,23 +188,24 @@ def config_paths() -> tuple[Path, ...]:
 # --- checking one value --------------------------------------------------------------
 
 
-def _show(value: Any) -> str:
-    """A value as TOML would write it, on one line."""
+def _show(value: Any, limit: int | None = 80) -> str:
+    """A value as TOML would write it, on one line; cut to `limit` characters (for
+    messages: None for TOML to read back)."""
     if isinstance(value, bool):
         text = "true" if value else "false"
-    elif isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
+    elif isinstance(value, str):  # JSON's escapes are TOML's, but for DEL
+        text = json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
     elif isinstance(value, float) and not math.isfinite(value):
         text = "nan" if math.isnan(value) else ("inf" if value > 0 else "-inf")
     elif isinstance(value, int | float):
         text = repr(value)
     elif isinstance(value, dict):
-        text = "{ " + ", ".join(f"{k} = {_show(v)}" for k, v in value.items()) + " }"
+        text = "{ " + ", ".join(f"{k} = {_show(v, limit)}" for k, v in value.items()) + " }"
     elif isinstance(value, list):
-        text = "[" + ", ".join(_show(v) for v in value) + "]"
+        text = "[" + ", ".join(_show(v, limit) for v in value) + "]"
     else:  # dates and times
         text = value.isoformat() if hasattr(value, "isoformat") else repr(value)
-    return text if len(text) <= 80 else text[:77] + "..."
+    return text if limit is None or len(text) <= limit else text[:limit - 3] + "..."
 
 
 _WRONG_TYPE = object()
@@ -561,7 +382,7 @@ def _build(values: dict, origins: dict, sources: tuple[str, ...], layers: tuple[
             raise ConfigError(f"{origins.get(key, DEFAULT_LABEL)}: {key} = {_show(values[key])}: {must}")
     parts = {s: cls(**{f.name: values[f"{s}.{f.name}"] for f in fields(cls)})
              for s, cls in SECTIONS.items()}
-    return Config(**parts, sources=sources, origins=MappingProxyType(dict(origins)), layers=layers)
+    return Config(**parts, sources=sources, origins=MappingProxyType(dict(origins)))
 
 
 # --- loading --------------------------------------------------------------------------
@@ -601,7 +422,7 @@ def load_config(config_file: str | os.PathLike | None = None,
 
     Raises ConfigError (one line: file, key, what is allowed) for anything wrong.
     """
-    values, origins = dict(_defaults()), dict.fromkeys(RULES, DEFAULT_LABEL)
+    values, origins = dict(_DEFAULTS), dict.fromkeys(RULES, DEFAULT_LABEL)
     _overlay_table(values, origins, tomllib.loads(default_config_text()), DEFAULT_LABEL, Path.cwd())
     sources: list[str] = []
     paths = [(Path(p), False) for p in (config_paths() if system_paths is None else system_paths)]
@@ -618,3 +439,25 @@ def load_config(config_file: str | os.PathLike | None = None,
         _overlay_dotted(values, origins, overrides, COMMAND_LINE, Path.cwd())
         layers.append(COMMAND_LINE)
     return _build(values, origins, tuple(sources), tuple(layers))
+
+
+# --- `jazzd config` -------------------------------------------------------------------
+
+
+def dump(cfg: Config, keys: Iterable[str] = ()) -> str:
+    """The settings in effect as TOML, each with where its value came from ("default",
+    a file, "command line") in a comment; read back, the text gives the same settings.
+    With `keys` ("section.key"), only those, as dotted keys."""
+    keys = list(keys)
+    if keys:
+        lines, groups = [], [([], [(key, key, cfg.get(key)) for key in keys])]
+    else:
+        lines = ["# The settings in effect, and where each came from. Files read: "
+                 f"{', '.join(cfg.sources) or 'none'}."]
+        groups = [(["", f"[{s}]"], [(f"{s}.{k}", k, v) for k, v in table.items()])
+                  for s, table in cfg.to_dict().items()]
+    for head, rows in groups:
+        texts = [f"{name} = {_show(value, None)}" for _, name, value in rows]
+        width = max(map(len, texts))
+        lines += head + [f"{text:<{width}}  # {cfg.origin(key)}" for text, (key, _, _) in zip(texts, rows, strict=True)]
+    return "\n".join(lines) + "\n"

@@ -5,7 +5,8 @@ makes this loop ~5 ms late: ../shared/notes/realtime.md).  Never imports tensorf
 music21.  The loop polls input (Python never runs in JACK's thread), feeds the engine,
 sends what the schedule says is due at absolute deadlines (sleep, then spin the last
 stretch), pings the watchdog from the beat path, and turns signals into flags:
-SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config and model atomically.
+SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
+program-change bundles atomically (a program change itself reads no file).
 Bad input is dropped and counted, never raised.
 """
 
@@ -20,19 +21,22 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from jazzd.errors import JazzdError
+from jazzd.errors import BundleError, JazzdError
+from jazzd.live import midi
 from jazzd.live.clock import (
     InternalClock,
     MidiClockFollower,
     TransportStop,
 )
 from jazzd.live.config import Config, load_config
+from jazzd.live.midi import SUSTAIN
 from jazzd.live.notify import Notifier
 from jazzd.live.ports import open_ports
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
 from jazzd.model.shipped import default_model
 from jazzd.music.progression import parse_progression
+from jazzd.play.driver import Driver
 from jazzd.play.engine import MODES, Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.schedule import Schedule
@@ -45,7 +49,6 @@ START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
 TRANSPORT_LOG_S = 1.0   # transport changes reach the log at most this often
-SUSTAIN, ALL_SOUND_OFF, ALL_NOTES_OFF = 64, 120, 123
 
 
 @dataclass
@@ -70,19 +73,6 @@ class Counters:
         return f"dropped {self.dropped} ({reasons})"
 
 
-def engine_settings(cfg: Config) -> Settings:
-    e, c = cfg.engine, cfg.call
-    return Settings(
-        mode=e.mode, beats_per_bar=cfg.clock.beats_per_bar, split=e.split,
-        chord_channel=e.chord_channel - 1 if e.chord_channel else None,
-        melody_channel=e.melody_channel - 1 if e.melody_channel else None,
-        output_channel=cfg.midi.output_channel - 1, temperature=e.temperature, top_p=e.top_p,
-        density=e.density, pitch_range=(e.range_low, e.range_high), lookahead=e.lookahead_beats,
-        velocity_humanize=e.velocity_humanize, silence_beats=c.silence_beats, max_bars=c.max_bars,
-        min_beats=c.min_beats, answer_start=c.answer_start, answer_beats=c.answer_beats,
-        interrupt=c.interrupt)
-
-
 def model_path(cfg: Config) -> Path:
     if cfg.model.path:
         return Path(cfg.model.path)
@@ -97,14 +87,15 @@ class Daemon:
         self.notifier = notifier or Notifier()
         self.counters = Counters()
         self.schedule = Schedule()
+        self.driver = Driver(None, self._send_out, self.schedule)  # the engine comes at start
         self.sounding: set[tuple[int, int]] = set()  # (channel, note) sent on and not yet off
         self.channels_used: set[int] = {cfg.midi.output_channel - 1}
         self.stop_requested = False
         self.reload_requested = False
         self.ports = None
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
-        self._wake: float | None = None
         self.model_name = ""
+        self.programs: list[tuple[Path, Runtime]] = []  # [model] folder, loaded: program k is the kth
         self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
@@ -114,23 +105,35 @@ class Daemon:
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
 
+    @property
+    def engine(self) -> Engine:
+        return self.driver.engine
+
+    @engine.setter
+    def engine(self, engine: Engine) -> None:
+        self.driver.engine = engine
+
     # --- start-up -------------------------------------------------------------------------
-    def _build_engine(self, cfg: Config, path: Path, seed: int | None = None) -> Engine:
+    @staticmethod
+    def _new_engine(cfg: Config, runtime: Runtime, seed: int | None = None) -> Engine:
+        """An engine on a loaded runtime, from the start of a sequence.  Reads no file."""
         import numpy as np
 
-        runtime = Runtime(load_bundle(path))
+        runtime.reset()
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
         rng = np.random.default_rng(seed)
-        return Engine(runtime, rng, engine_settings(cfg), progression=progression)
+        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression)
 
     def start(self, now: float | None = None, ports=None) -> str:
-        """Load the model, open the ports (or use `ports`: anything with MidiPorts'
-        poll/send/check/close/description), start the clock; returns the ready line."""
+        """Load the model and the program-change bundles, open the ports (or use `ports`:
+        anything with MidiPorts' poll/send/check/close/description), start the clock;
+        returns the ready line."""
         cfg = self.cfg
         path = model_path(cfg)
-        self.engine = self._build_engine(cfg, path)
+        self.engine = self._new_engine(cfg, Runtime(load_bundle(path)))
         self.model_name = path.name
+        self.programs = load_programs(cfg)
         m = cfg.midi
         self.ports = ports or open_ports(m.backend, m.client_name, m.input or None, m.output or None)
         now = time.monotonic() if now is None else now
@@ -191,27 +194,32 @@ class Daemon:
         return 0
 
     def step(self, now: float) -> None:
-        """One turn: what is due goes out first (so a beat's own notes never wait for the
-        model's planning of the next beat), then input, clock and wake-ups, then output."""
-        self._send_due(now)
+        """One turn of the driver loop (`jazzd.play.driver`, the one offline rendering
+        takes) at the real time `now`: what is due goes out first (so a beat's own notes
+        never wait for the model's planning of the next beat), then input, clock and
+        wake-ups; then what fell due while the model planned.  Clock pulses go out with
+        the notes."""
+        self._send_clock(now)
+        self.driver.turn(now, lambda: self._take_input(now), self._ticks(now))
+        later = self.monotonic()
+        self._send_clock(later)
+        self.driver.send_due(later)
+        self._alive(now)
+
+    def _take_input(self, now: float) -> None:
         for data, _delta in self.ports.poll():
             self.counters.received += 1
             self.handle(data, now)
-        if self.clock is not None:
-            for tick in self.clock.poll(now):
-                self._apply(self.engine.tick(tick))
-        if self._wake is not None and now >= self._wake:
-            self._wake = None
-            self._apply(self.engine.wake(now))
-        self._send_due(self.monotonic())
-        self._alive(now)
 
-    def _send_due(self, now: float) -> None:
+    def _ticks(self, now: float):
+        """The internal clock's beats due by `now` (read when the driver asks: after input)."""
+        if self.clock is not None:
+            yield from self.clock.poll(now)
+
+    def _send_clock(self, now: float) -> None:
         if self.out_clock is not None:
             for message in self.out_clock.clock_messages(now):
                 self._send(message)
-        for ev in self.schedule.due(now):
-            self._send_out(ev)
 
     def _alive(self, now: float) -> None:
         """Ping the watchdog from the loop itself, and only while the beat clock is on
@@ -228,7 +236,7 @@ class Daemon:
         spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here).
         Port checks and reports use the slack when a deadline is not close."""
         now = time.monotonic()
-        deadlines = [self.schedule.next_time(), self._wake,
+        deadlines = [self.schedule.next_time(), self.driver.wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
@@ -313,10 +321,7 @@ class Daemon:
         self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
-        if plan.cancel_from is not None or plan.events:
-            self.schedule.add(plan)
-        if plan.wake is not None:
-            self._wake = plan.wake
+        self.driver.apply(plan)
 
     # --- input ---------------------------------------------------------------------------------
     def handle(self, data: bytes, now: float) -> None:
@@ -328,35 +333,22 @@ class Daemon:
             log.exception("dropped a message after an error (%s): %s", err, data.hex())
 
     def _handle(self, data: bytes, now: float) -> None:
-        if not data:
-            return self.counters.drop("empty")
-        status = data[0]
-        if status < 0x80 or (status != 0xF0 and any(b > 0x7F for b in data[1:])):
-            return self.counters.drop("malformed")
-        if status >= 0xF0:
-            return self._system(data, now)
-        kind, channel = status & 0xF0, status & 0x0F
-        want = {0x80: 3, 0x90: 3, 0xA0: 3, 0xB0: 3, 0xC0: 2, 0xD0: 2, 0xE0: 3}[kind]
-        if len(data) != want:
-            return self.counters.drop("malformed")
-        if self.cfg.midi.input_channel and channel != self.cfg.midi.input_channel - 1:
-            return self.counters.drop("other channel")
-        if kind in (0x80, 0x90):
-            note, velocity = data[1], data[2]
-            on = kind == 0x90 and velocity > 0
+        channel = self.cfg.midi.input_channel - 1 if self.cfg.midi.input_channel else None
+        event = midi.parse(data, now, channel)
+        if isinstance(event, str):
+            return self.counters.drop(event)
+        if isinstance(event, midi.System):
+            return self._system(event.data, now)
+        if isinstance(event, NoteOn | NoteOff):
+            on, key = isinstance(event, NoteOn), (event.channel, event.note)
             if self.cfg.midi.thru:
-                self._thru(on, note, velocity)
-            if on:
-                self.input_held.add((channel, note))
-                event = NoteOn(now, note, velocity, channel)
-            else:
-                self.input_held.discard((channel, note))
-                event = NoteOff(now, note, channel)
+                self._thru(on, event.note, event.velocity if on else 0)
+            (self.input_held.add if on else self.input_held.discard)(key)
             self._apply(self.engine.feed(event))
-        elif kind == 0xB0:
-            self._control(channel, data[1], data[2], now)
-        elif kind == 0xC0:
-            self._program(data[1], now)
+        elif isinstance(event, Control):
+            self._control(event.channel, event.control, event.value, now)
+        elif isinstance(event, midi.Program):
+            self._program(event.program, now)
 
     def _system(self, data: bytes, now: float) -> None:
         if self.follower is None:
@@ -400,15 +392,14 @@ class Daemon:
         self.notifier.status(self.status_text())
 
     def _program(self, program: int, now: float) -> None:
+        """Switch to a bundle loaded at start or reload: no file is read on the beat path."""
         folder = self.cfg.model.folder
         if not (self.cfg.control.program_change and folder):
             return
-        bundles = sorted(Path(folder).glob("*.npz"))
-        bundles = [b for b in bundles if not b.name.endswith(".trigram.npz")]
-        if program >= len(bundles):
-            log.warning("program change %d: only %d bundles in %s", program, len(bundles), folder)
+        if program >= len(self.programs):
+            log.warning("program change %d: only %d bundles in %s", program, len(self.programs), folder)
             return
-        self._switch_model(bundles[program], self.cfg, now)
+        self._switch_model(*self.programs[program], self.cfg, now)
 
     def _thru(self, on: bool, note: int, velocity: int) -> None:
         ch = self.cfg.midi.output_channel - 1
@@ -428,34 +419,25 @@ class Daemon:
         ch = ev.channel & 0x0F
         if ev.kind == "on":
             if (ch, ev.number) in self.sounding:  # re-strike: end the old one first
-                self._send(bytes([0x80 | ch, ev.number, 0]))
+                self._send(midi.note_off(ch, ev.number))
             self.sounding.add((ch, ev.number))
-            self._send(bytes([0x90 | ch, ev.number, ev.value]))
         elif ev.kind == "off":
             self.sounding.discard((ch, ev.number))
-            self._send(bytes([0x80 | ch, ev.number, 0]))
-        else:
-            self._send(bytes([0xB0 | ch, ev.number, ev.value]))
+        self._send(midi.encode(ev))
         self.channels_used.add(ch)
 
     def silence(self, now: float) -> None:
         """Stop playing: cancel what is scheduled, release every sounding note at once."""
-        self._apply(self.engine.stop(now))
-        for ev in self.schedule.due(now):
-            self._send_out(ev)
-        self.schedule.clear()
+        self.driver.stop(now)
         for ch, note in sorted(self.sounding):
-            self._send(bytes([0x80 | ch, note, 0]))
+            self._send(midi.note_off(ch, note))
         self.sounding.clear()
 
     def panic(self) -> None:
         """Note offs for what sounds, then CC64=0, CC123 and CC120 on every channel used."""
-        for ch, note in sorted(self.sounding):
-            self._send(bytes([0x80 | ch, note, 0]))
+        for message in midi.panic_messages(sorted(self.channels_used), notes=sorted(self.sounding)):
+            self._send(message)
         self.sounding.clear()
-        for ch in sorted(self.channels_used):
-            for cc in (SUSTAIN, ALL_NOTES_OFF, ALL_SOUND_OFF):
-                self._send(bytes([0xB0 | ch, cc, 0]))
 
     # --- reload and stop ---------------------------------------------------------------------
     def reload(self, now: float) -> bool:
@@ -464,32 +446,35 @@ class Daemon:
         config_file, overrides = self._config_args
         try:
             cfg = load_config(config_file, overrides)
-            self._switch_model(model_path(cfg), cfg, now, raise_errors=True)
+            path = model_path(cfg)
+            runtime = Runtime(load_bundle(path))
+            programs = load_programs(cfg)
         except JazzdError as err:
             self.counters.rejected_reloads += 1
-            log.error("reload rejected, still playing the old setup: %s", err)
+            for line in str(err).splitlines():
+                log.error("reload rejected, still playing the old setup: %s", line)
             self.notifier.ready(self.status_text())
             return False
+        self._switch_model(path, runtime, cfg, now)
+        self.programs = programs
         if cfg.midi != self.cfg.midi:
             log.warning("[midi] changed: restart jazzd to use other ports")
         if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
             self.clock.set_tempo(cfg.clock.tempo, now)
+        changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.cfg.diff(cfg).items())
         self.cfg = cfg
         self.counters.reloads += 1
-        log.info("reloaded: %s", self.status_text())
+        log.info("reloaded (%s): %s", changed or "no setting changed", self.status_text())
         self.notifier.ready(self.status_text())
         return True
 
-    def _switch_model(self, path: Path, cfg: Config, now: float, raise_errors: bool = False) -> None:
-        try:
-            engine = self._build_engine(cfg, path)
-        except JazzdError as err:
-            if raise_errors:
-                raise
-            log.error("model %s rejected, keeping %s: %s", path, self.model_name, err)
-            return
+    def _switch_model(self, path: Path, runtime: Runtime, cfg: Config, now: float) -> None:
+        """Play `runtime` (loaded from `path`) from now on, on the running beat grid."""
+        # Silence first: the old engine's cut restores its runtime's state, and that
+        # runtime may be the one restarting here (the same program again).
         self.silence(now)  # nothing hangs across the switch
         last_tick = self.engine.last_tick
+        engine = self._new_engine(cfg, runtime)
         engine.adopt_chords(self.engine)  # the chord in the player's hand stays known
         self.engine, self.model_name = engine, path.name
         if last_tick is not None:  # the new engine joins the running beat grid
@@ -509,6 +494,31 @@ class Daemon:
         finally:
             self.ports.close()
             self.ports = None
+
+
+def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
+    """The bundles of [model] folder for program change, sorted by file name (program k
+    plays the kth), each loaded and its runtime built: a program change then reads no
+    file.  Empty when program change is off or there is no folder.  A missing folder or
+    a bad bundle is an error (BundleError, exit 2 at start-up; a reload keeps the old
+    setup), one line per bad bundle, as for a bad [model] path: a folder of bundles to
+    switch between on stage is checked before the first note, not at the switch."""
+    folder = cfg.model.folder
+    if not (cfg.control.program_change and folder):
+        return []
+    if not Path(folder).is_dir():
+        raise BundleError(f"{folder}: no such folder of model bundles ([model] folder); check the path")
+    programs, errors = [], []
+    for path in sorted(Path(folder).glob("*.npz")):
+        if path.name.endswith(".trigram.npz"):  # a bundle's baseline, not a bundle
+            continue
+        try:
+            programs.append((path, Runtime(load_bundle(path))))
+        except JazzdError as err:
+            errors.append(str(err))
+    if errors:
+        raise BundleError("\n".join(errors))
+    return programs
 
 
 def _request_stop(daemon: Daemon):

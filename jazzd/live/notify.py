@@ -71,7 +71,7 @@ def _clean(text: str) -> str:
 
 
 class Notifier:
-    """An sd_notify client.  `enabled` is False without $NOTIFY_SOCKET; then sends do nothing.
+    """An sd_notify client.  Without $NOTIFY_SOCKET every send does nothing and returns False.
 
     `environ` (default os.environ) and `pid` (default os.getpid()) are read once, here.
     """
@@ -89,11 +89,6 @@ class Notifier:
         # `watchdog_due` is one comparison: infinity when the watchdog is off, else the
         # next deadline (0.0: due at once, since systemd started counting at exec).
         self._next_ping_s = float("inf") if self._interval_s is None else 0.0
-
-    @property
-    def enabled(self) -> bool:
-        """True when there is a socket to notify."""
-        return self._address is not None
 
     # -- the messages ------------------------------------------------------------
 
@@ -122,11 +117,6 @@ class Notifier:
         return self.send("WATCHDOG=1")
 
     # -- the watchdog schedule ---------------------------------------------------
-
-    def watchdog_interval(self) -> float | None:
-        """Seconds between pings (half of $WATCHDOG_USEC), or None when the watchdog is
-        off or $WATCHDOG_PID names another process."""
-        return self._interval_s
 
     def watchdog_due(self, now: float) -> bool:
         """True when a ping is due at `now` (time.monotonic() seconds).  Cheap: one compare."""

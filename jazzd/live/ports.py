@@ -506,35 +506,3 @@ class MidiPorts:
 
     def __exit__(self, *exc) -> None:
         self.close()
-
-
-def panic_messages(channels: Iterable[int] = range(16),
-                   notes: Iterable[tuple[int, int]] | None = None,
-                   reset_controllers: bool = False) -> list[bytes]:
-    """The robust all-off sequence, as raw messages.
-
-    Note-off (velocity 0) for every note: all 128 on each of `channels` when `notes` is
-    None, else each given (channel, note) pair once, in order; then on each channel
-    CC64=0 (sustain off), CC123=0 (all notes off), CC120=0 (all sound off), and CC121=0
-    (reset all controllers) when `reset_controllers`.  Channels are 0..15.
-    """
-    channels = list(channels)
-    for ch in channels:
-        _check(ch, 15, "channel")
-    if notes is None:
-        offs = [bytes((0x80 | ch, note, 0)) for ch in channels for note in range(128)]
-    else:
-        offs, seen = [], set()
-        for ch, note in notes:
-            _check(ch, 15, "channel")
-            _check(note, 127, "note")
-            if (ch, note) not in seen:
-                seen.add((ch, note))
-                offs.append(bytes((0x80 | ch, note, 0)))
-    controllers = (64, 123, 120, 121) if reset_controllers else (64, 123, 120)
-    return offs + [bytes((0xB0 | ch, cc, 0)) for ch in channels for cc in controllers]
-
-
-def _check(value: int, top: int, what: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= top:
-        raise ValueError(f"{what} must be in range 0..{top}, not {value!r}")

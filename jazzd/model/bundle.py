@@ -141,10 +141,11 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
 
 # --- writing ----------------------------------------------------------------------------
 
-def save_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
-                vocab: Vocabulary | Sequence[str], training: Mapping | None = None) -> Path:
-    """Write a bundle atomically (temporary file + rename).  BundleError if the arrays,
-    cfg and vocabulary do not fit together: the same checks `load_bundle` makes."""
+def make_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
+                vocab: Vocabulary | Sequence[str], training: Mapping | None = None) -> Bundle:
+    """The bundle `save_bundle` would write to `path`, in memory (the trainer scores it
+    before writing).  BundleError if the arrays, cfg and vocabulary do not fit together:
+    the same checks `load_bundle` makes."""
     path = Path(path)
     vocab = vocab if isinstance(vocab, Vocabulary) else _checked_vocab(path, list(vocab))
     cfg = dict(cfg)
@@ -157,12 +158,20 @@ def save_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
         "arrays": {n: {"shape": list(a.shape), "dtype": "float32"} for n, a in sorted(out.items())},
         "sha256": arrays_sha256(out), "training": dict(training or {}),
     }
-    text = json.dumps(manifest, indent=1, default=str)  # default: Paths etc. in "training"
+    return Bundle(path, manifest, cfg, vocab, out)
+
+
+def save_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
+                vocab: Vocabulary | Sequence[str], training: Mapping | None = None) -> Path:
+    """Write a bundle atomically (temporary file + rename); checked as `make_bundle` says."""
+    bundle = make_bundle(path, arrays, cfg, vocab, training)
+    path = bundle.path
+    text = json.dumps(bundle.manifest, indent=1, default=str)  # default: Paths etc. in "training"
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **{MANIFEST: blob}, **out)
+            np.savez(f, **{MANIFEST: blob}, **bundle.arrays)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)

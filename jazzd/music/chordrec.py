@@ -146,13 +146,4 @@ def recognize(pitches: Iterable[int], bass: int | None = None) -> Chord | None:
     return None if found is None else _chord(*found)
 
 
-def base_quality(chord: Chord) -> str | None:
-    """The `TEMPLATES` quality whose tones on the chord's root are exactly its pcs."""
-    mask = _rotate(chord.mask, chord.root)
-    for quality, core, _, _, _ in _TABLE:
-        if core == mask:
-            return quality
-    return None
-
-
-__all__ = ["MAX_COST", "ROOT_NAMES", "TEMPLATES", "base_quality", "recognize", "symbol_for"]
+__all__ = ["MAX_COST", "ROOT_NAMES", "TEMPLATES", "recognize", "symbol_for"]

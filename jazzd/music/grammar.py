@@ -168,11 +168,6 @@ def iter_bar(elements: Iterable[Element], chords: Sequence[tuple[float, Chord]])
             prev = el.midi
 
 
-def encode_bar(elements: Iterable[Element], chords: Sequence[tuple[float, Chord]]) -> list[str]:
-    """The seed's `parse_melody` for one bar: values for its notes and rests, in order."""
-    return [value for _, _, value in iter_bar(elements, chords)]
-
-
 # --- decoding ---------------------------------------------------------------------------
 
 def candidates_of_type(vtype: str, chord: Chord, lo: int, hi: int) -> list[int]:
@@ -218,33 +213,6 @@ def decode_value(value: Value | str, chord: Chord, prev_midi: int | None,
     return centre, dur
 
 
-def realize(values: Sequence[Value | str], chord_for, start: float, end: float,
-            pitch_range: tuple[int, int], rng: np.random.Generator,
-            prev_midi: int | None = None, bar_len: float = 4.0):
-    """Lay values end to end from `start`, each at its own start time, up to `end`.
-
-    `chord_for(t)` gives the chord sounding at time t (quarter notes).  Returns a list of
-    (onset, duration, midi) notes (rests leave gaps) and the last pitch: notes tile the
-    span without overlapping, the last one is cut at `end`, and nothing shorter than
-    `MIN_DUR` is written.  The window resets at each bar line, as it did in encoding.
-    """
-    notes = []
-    t = start
-    for value in values:
-        if t >= end - _EPS:
-            break
-        v = parse_value(value) if isinstance(value, str) else value
-        if bar_len and abs(t / bar_len - round(t / bar_len)) < _EPS and t > start + _EPS:
-            v = Value(v.type, v.dur, None)  # first note of a new bar: no window
-        midi, dur = decode_value(v, chord_for(t), prev_midi, pitch_range, rng)
-        dur = min(dur, end - t)
-        if midi is not None and dur >= MIN_DUR - _EPS:
-            notes.append((t, dur, midi))
-            prev_midi = midi
-        t += dur
-    return notes, prev_midi
-
-
 __all__ = [
     "MIN_DUR",
     "NOTE_TYPES",
@@ -254,11 +222,9 @@ __all__ = [
     "chord_at",
     "classify",
     "decode_value",
-    "encode_bar",
     "encode_value",
     "format_value",
     "interval_name",
     "iter_bar",
     "parse_value",
-    "realize",
 ]

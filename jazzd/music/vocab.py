@@ -88,9 +88,6 @@ class Vocabulary:
         i = self._index.get(value)
         return i if i is not None else self._nearest(value)
 
-    def nearest(self, value: str) -> str:
-        return self.values[self.index(value)]
-
     def encode(self, values: Sequence[str]) -> list[int]:
         return [self.index(v) for v in values]
 

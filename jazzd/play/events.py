@@ -50,6 +50,7 @@ class Out:
     number: int  # note, or controller
     value: int   # velocity (0 for off), or controller value
     channel: int = 0
+    grammar: str = ""  # a note on the engine played: its grammar value (offline analysis)
 
 
 @dataclass

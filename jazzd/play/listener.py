@@ -3,7 +3,7 @@
 Pure Python; the engine's thread.  Never imports numpy, tensorflow or music21.
 
 Times are beats (floats, from the transport's start).  Onsets and ends snap to the
-nearest point of a 1/4-or-1/3 beat grid (the union of both: twelfths 0, 3, 4, 6, 8, 9),
+nearest point of the beat grid (`jazzd.music.timeline`: 1/4 or 1/3 of a beat),
 so a note played up to 1/24 beat early or late lands on its intended position.  The line
 is monophonic: a new note cuts the one before it.  A note is complete when it has ended
 (or been cut); `take_completed` hands completed notes over in order.
@@ -14,17 +14,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from jazzd.music.chords import Chord
+from jazzd.music.timeline import snap
 
-GRID_TWELFTHS = (0, 3, 4, 6, 8, 9, 12)
 MIN_BEATS = 1 / 12
-
-
-def snap(beat: float) -> float:
-    """The nearest grid point (quarter or third of a beat) to `beat`."""
-    whole = int(beat // 1)
-    frac = (beat - whole) * 12
-    best = min(GRID_TWELFTHS, key=lambda g: (abs(g - frac), g))
-    return whole + best / 12
 
 
 @dataclass

@@ -50,6 +50,17 @@ class Soloist:
         self.prev_token = self.runtime.bos
         self.prev_midi = None
 
+    def snapshot(self) -> tuple:
+        """Everything `play` and `hear` carry from one value to the next, copied: the
+        model's state, the value it will be fed next, the last pitch.  Opaque; for
+        `restore` (the engine takes one before each value it plans, to roll back a cut)."""
+        return (self.runtime.get_state(), self.prev_token, self.prev_midi)
+
+    def restore(self, snapshot: tuple) -> None:
+        """Back to a `snapshot` (which stays intact: it can be restored again)."""
+        state, self.prev_token, self.prev_midi = snapshot
+        self.runtime.set_state(state)
+
     def _features(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> tuple[int, ...]:
         values = {"position": position_class(bar_pos, first_in_bar), "chord": chord_class(chord)}
         return tuple(values[n] for n in self._names)
@@ -69,6 +80,11 @@ class Soloist:
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         self.prev_token = token
         return self.vocab.value(token)
+
+    def amend(self, value: str) -> None:
+        """The value just sampled was played as `value` (shortened to keep the beat or
+        at the end of an answer): the model hears that one next, not the one it chose."""
+        self.prev_token = self.vocab.index(value)
 
     def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
         """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats)."""

@@ -7,10 +7,13 @@ bundle's own vocabulary (values outside it map to their nearest, as live input d
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 
+from jazzd.data.ingest.common import Piece
+from jazzd.errors import InputError
 from jazzd.model.bundle import Bundle, load_bundle
 from jazzd.model.ngram import Trigram
 from jazzd.model.runtime import Runtime
@@ -41,28 +44,40 @@ def baseline_path(bundle: Bundle) -> Path | None:
     return Path(bundle.path).parent / name if name else None
 
 
+def evaluate_pieces(bundle: Bundle, pieces: Iterable[Piece]) -> dict:
+    """Encode the pieces with the bundle's vocabulary; score the model and the trigram
+    baseline beside the bundle (None when it has none)."""
+    encoded = []
+    for piece in pieces:
+        values, _onsets, chords, positions = piece.encode_full()
+        encoded.append((np.array(bundle.vocab.encode(values), dtype=np.int32),
+                        np.array(positions, np.int32),
+                        np.array([chord_class_of(c.root, c.mask) for c in chords], np.int32)))
+    result = evaluate_ids(bundle, encoded)
+    result["pieces"] = len(encoded)
+    bpath = baseline_path(bundle)
+    if bpath is not None and bpath.exists():
+        result["baseline"] = Trigram.load(bpath).evaluate(p[0] for p in encoded)
+    else:
+        result["baseline"] = None
+    return result
+
+
 def evaluate_sources(model_path, sources, fmt: str = "auto", split: str | None = None) -> dict:
-    """Encode the sources with the bundle's vocabulary and score model and baseline."""
-    from jazzd.data.ingest.run import expand, read_piece
+    """`jazzd eval`: read the sources (with `split`, only the bundle's training or
+    validation solos among them) and score them."""
+    from jazzd.data.ingest.run import expand, read_source
 
     bundle = load_bundle(model_path)
     keep = None
     if split:
         keep = set(bundle.manifest.get("training", {}).get(f"{split}_pieces", []))
-    pieces, names = [], []
+    pieces = []
     for path, f in expand(sources, fmt):
         if keep is not None and Path(path).stem not in keep:
             continue
-        name, values, _onsets, chord_keys, positions = read_piece(path, f)
-        ids = np.array(bundle.vocab.encode(values), dtype=np.int32)
-        chords = [chord_class_of(root, mask) for _symbol, root, mask, _quality in chord_keys]
-        pieces.append((ids, np.array(positions, np.int32), np.array(chords, np.int32)))
-        names.append(name)
-    result = evaluate_ids(bundle, pieces)
-    result["pieces"] = len(pieces)
-    bpath = baseline_path(bundle)
-    if bpath is not None and bpath.exists():
-        result["baseline"] = Trigram.load(bpath).evaluate(p[0] for p in pieces)
-    else:
-        result["baseline"] = None
-    return result
+        piece = read_source(path, f)
+        if not any(bar.elements for bar in piece.bars):
+            raise InputError(f"{path}: no notes to ingest")
+        pieces.append(piece)
+    return evaluate_pieces(bundle, pieces)

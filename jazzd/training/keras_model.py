@@ -72,13 +72,6 @@ def build(cfg: Mapping, *, stateful: bool = False) -> keras.Model:
     return keras.Model(inputs, probs, name="jazzd")
 
 
-def reset_states(model: keras.Model) -> None:
-    """Zero the state of every LSTM layer of a stateful model."""
-    for layer in model.layers:
-        if isinstance(layer, keras.layers.LSTM):
-            layer.reset_state()
-
-
 def _array_names(layer) -> list[str]:
     """The bundle arrays a layer's get_weights() holds, in order ([] for none)."""
     if isinstance(layer, keras.layers.Embedding):

@@ -242,9 +242,10 @@ def train(corpus_path, output, log=print, **options) -> dict:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep CUDA-probe noise off the terminal
     import keras
 
-    from jazzd.model.bundle import save_bundle
+    from jazzd.model.bundle import make_bundle, save_bundle
     from jazzd.model.ngram import Trigram
     from jazzd.training import keras_model
+    from jazzd.training.evaluate import evaluate_ids
 
     cfg = resolve_config(**options)
     corpus = Corpus.load(corpus_path)
@@ -318,11 +319,9 @@ def train(corpus_path, output, log=print, **options) -> dict:
     history = {k: [float(v) for v in vs] for k, vs in fit.history.items()}
     train_s = time.monotonic() - t0
 
-    # Metrics on the validation pieces: the model (through the numpy runtime, as the
-    # daemon will run it) next to the trigram baseline fitted on the training pieces.
-    from jazzd.model.bundle import load_bundle
-    from jazzd.training.evaluate import evaluate_ids
-
+    # Metrics on the validation pieces: the model (in memory, through the numpy runtime,
+    # as the daemon will run it) next to the trigram baseline fitted on the training
+    # pieces; then the bundle is written once, with them.
     arrays = keras_model.export_arrays(model, model_cfg)
     if not is_chief():
         log("trained as a non-chief worker: the chief writes the bundle")
@@ -333,23 +332,21 @@ def train(corpus_path, output, log=print, **options) -> dict:
     if seed_sums:
         metrics["seed_summed_loss"] = {"epoch_0": seed_sums[0], "epoch_1": seed_sums[1],
                                        "last": seed_sums[-1]}
-    training = {"corpus": str(corpus_path), "corpus_meta": corpus.meta, "config": cfg,
-                "train_pieces": [corpus.names[i] for i in train_ids],
-                "validation_pieces": [corpus.names[i] for i in val_ids], "metrics": metrics}
-    output.parent.mkdir(parents=True, exist_ok=True)
-    trigram_path = output.with_suffix(".trigram.npz")
-    trigram.save(trigram_path)
-    training["baseline"] = trigram_path.name
-    save_bundle(output, arrays, model_cfg, vocab, training=training)
     if val_ids:
-        bundle = load_bundle(output)
         pieces = [piece_arrays(corpus, vocab, i) for i in val_ids]
-        metrics["validation"] = evaluate_ids(bundle, pieces)
+        metrics["validation"] = evaluate_ids(make_bundle(output, arrays, model_cfg, vocab), pieces)
         metrics["validation"]["baseline"] = trigram.evaluate(p[0] for p in pieces)
-        save_bundle(output, arrays, model_cfg, vocab, training=training)
         log(f"validation: NLL {metrics['validation']['nll']:.3f} nats/token, accuracy "
             f"{metrics['validation']['accuracy']:.3f}; trigram NLL "
             f"{metrics['validation']['baseline']['nll']:.3f}, accuracy {metrics['validation']['baseline']['accuracy']:.3f}")
+    trigram_path = output.with_suffix(".trigram.npz")
+    training = {"corpus": str(corpus_path), "corpus_meta": corpus.meta, "config": cfg,
+                "train_pieces": [corpus.names[i] for i in train_ids],
+                "validation_pieces": [corpus.names[i] for i in val_ids], "metrics": metrics,
+                "baseline": trigram_path.name}
+    output.parent.mkdir(parents=True, exist_ok=True)
+    trigram.save(trigram_path)
+    save_bundle(output, arrays, model_cfg, vocab, training=training)
     config_path = output.with_suffix(".config.json")
     config_path.write_text(json.dumps({"config": cfg, "model": model_cfg, "metrics": metrics,
                                        "history": history}, indent=2) + "\n")

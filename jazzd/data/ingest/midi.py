@@ -23,7 +23,7 @@ Offline (corpus ingest); mido only: it must never import music21 or tensorflow.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
+from bisect import bisect_right
 from collections import Counter, defaultdict
 from itertools import pairwise
 from math import ceil, floor
@@ -36,6 +36,7 @@ from jazzd.errors import InputError
 from jazzd.music.chordrec import recognize
 from jazzd.music.chords import Chord, chord_from_pcs
 from jazzd.music.grammar import Element
+from jazzd.music.timeline import rests
 
 U = 48  # internal time unit: 1/48 quarter note; the 1/4 and 1/3 grids are 12 and 16 units
 GRIDS = (12, 16)
@@ -266,10 +267,8 @@ def _elements(line, bars) -> list[list[Element]]:
     cursor = None
     for s, e, p in line:
         gap_from = bars[bisect_right(starts, s) - 1][0] if cursor is None else cursor
-        cuts = starts[bisect_right(starts, gap_from):bisect_left(starts, s)]
-        for a, b in zip([gap_from, *cuts], [*cuts, s], strict=True):
-            if b > a:
-                add(a, b, None)
+        for a, b in rests(gap_from, s, starts):
+            add(a, b, None)
         add(s, e, p)
         cursor = e
     return out

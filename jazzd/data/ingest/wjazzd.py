@@ -11,7 +11,8 @@ table, so bars of any length and metre changes need no special case.
 - onset = beat index of (bar, beat) + (tatum - 1) / division;
 - duration = seconds / beatdur, rounded to the note's tatum grid (at least one step, at
   most up to the next onset: the solos are monophonic);
-- gaps become rests, split at bar lines;
+- gaps become rests, split at bar lines (`jazzd.music.timeline.rests`: the engine hears
+  live silences by the same rule);
 - the chord of each note is the last chord symbol at or before its onset; 'NC' holds
   the chord before it (before any chord, the first chord of the solo is used); a solo
   with no chord at all (free jazz, 'NC' throughout) is read against `NO_CHORD`, over
@@ -28,6 +29,7 @@ from jazzd.data.ingest.common import Bar, Piece
 from jazzd.errors import ChordSymbolError, InputError
 from jazzd.music.chords import NO_CHORD, parse_chord
 from jazzd.music.grammar import Element
+from jazzd.music.timeline import rests
 
 MELODY_COLUMNS = ("bar", "beat", "division", "tatum", "duration", "beatdur", "pitch")
 BEAT_COLUMNS = ("bar", "beat", "chord")
@@ -134,6 +136,7 @@ def read(path) -> Piece:
         for k in range(bar_len[bar]):
             bar_of_beat[start + k] = bar
     total_beats = len(beats)
+    bar_lines = sorted({float(t) for bar, start in bar_start.items() for t in (start, start + bar_len[bar])})
 
     def bar_bounds(t: float) -> tuple[int, int]:
         i = min(int(t + _EPS), total_beats - 1)
@@ -148,13 +151,8 @@ def read(path) -> Piece:
         if nxt is not None:
             dur = min(dur, nxt - onset)
         elements.append(Element(onset, dur, pitch))
-        if nxt is not None and nxt - (onset + dur) > _EPS:
-            t = onset + dur
-            while nxt - t > _EPS:  # the gap, as rests split at bar lines
-                _, end = bar_bounds(t)
-                stop = min(nxt, float(end)) if end > t + _EPS else nxt
-                elements.append(Element(t, stop - t, None))
-                t = stop
+        if nxt is not None:
+            elements += [Element(a, b - a, None) for a, b in rests(onset + dur, nxt, bar_lines)]
 
     bars: list[Bar] = []
     for el in elements:
