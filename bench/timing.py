@@ -160,7 +160,7 @@ def follow(tmp: Path, server: str, model: list[str], tempo: float, seconds: floa
     kbd.close_port()
     rec.close_port()
     spp, origin = np.polyfit(np.arange(len(sent)), np.array(sent), 1)  # the clock as sent
-    ons = np.array([t for t, m in got if m[0] & 0xF0 == 0x90 and m[2] > 0])
+    ons = np.array([t for t, m in got if is_note_on(m)])
     return {"tempo_bpm": tempo, "seconds": seconds, "fitted_tempo_bpm": round(60.0 / (spp * 24), 3),
             "notes": len(ons), **error_stats(grid_errors(ons, origin, spp), PERIOD / RATE * 1000)}
 

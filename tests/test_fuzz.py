@@ -300,7 +300,8 @@ def storm_messages(rng: np.random.Generator, n: int) -> list[bytes]:
 @dataclass
 class ClockStorm:
     """What the sender plays, `sends` as (seconds from its start, message): a steady 120
-    bpm clock (running from a Start at 0.1 s) throughout; `n` storm messages spread over
+    bpm clock (running from a Start at 0.1 s) up to beat `until_beat` after the second
+    Start; `n` storm messages (`storm_messages`) spread over
     0.3 s from 1.0 s; then every note the storm left on is released, the live CCs are set
     back (temperature 71 = 42, density 74 = 127, mode 80 = 0 (call), answer length 81 =
     0), and a Start just before a pulse makes that pulse beat 0 (`beat0`, seconds); four
@@ -327,30 +328,23 @@ def clock_storm(seed: int, n: int = 20_000, until_beat: int = 18) -> ClockStorm:
     pulses = [t0 + k * pulse for k in range(start_pulse + int(until_beat * PPQN) + 1)]
     sends = [(t0 - 0.002, b"\xfa")] + [(t, b"\xf8") for t in pulses]
     storm = storm_messages(rng, n)
-    at = np.sort(rng.uniform(storm_at, storm_at + storm_s, n))
-    held: set[tuple[int, int]] = set()
-    for t, m in zip(at, storm, strict=True):
-        sends.append((float(t), m))
-        if m[0] & 0xF0 == 0x90:
-            held.add((m[0] & 0x0F, m[1]))
-        elif m[0] & 0xF0 == 0x80:
-            held.discard((m[0] & 0x0F, m[1]))
+    sends += zip(np.sort(rng.uniform(storm_at, storm_at + storm_s, n)).tolist(), storm, strict=True)
     after = storm_at + storm_s + 0.05
-    sends += [(after, bytes([0x80 | ch, note, 0])) for ch, note in sorted(held)]
+    sends += [(after, bytes([0x80 | ch, note, 0])) for ch, note in sorted(sounding_at_end(storm))]
     sends += [(after + 0.05, bytes([0xB0, cc, v])) for cc, v in ((71, 42), (74, 127), (80, 0), (81, 0))]
     sends.append((beat0 - 0.002, b"\xfa"))
-    storm_ = ClockStorm([], pulses, beat0)
+    scenario = ClockStorm([], pulses, beat0)
     for b in range(4):
-        sends += [(storm_.beat(b) + 0.003, bytes([0x90, n_, 80])) for n_ in COUNT_IN]
+        sends += [(scenario.beat(b) + 0.003, bytes([0x90, note, 80])) for note in COUNT_IN]
         if b < 3:
-            sends += [(storm_.beat(b + 0.9), bytes([0x80, n_, 0])) for n_ in COUNT_IN]
+            sends += [(scenario.beat(b + 0.9), bytes([0x80, note, 0])) for note in COUNT_IN]
     for i, p in enumerate(STORM_CALL):
-        sends += [(storm_.beat(4 + i) + 0.003, bytes([0x90, p, 100])),
-                  (storm_.beat(4 + i + 0.8), bytes([0x80, p, 0]))]
-    storm_.sends = sorted(sends, key=lambda s: s[0])  # (stable: a Start stays before its pulse)
+        sends += [(scenario.beat(4 + i) + 0.003, bytes([0x90, p, 100])),
+                  (scenario.beat(4 + i + 0.8), bytes([0x80, p, 0]))]
+    scenario.sends = sorted(sends, key=lambda s: s[0])  # (stable: a Start stays before its pulse)
     on_grid = set(pulses[start_pulse:])
-    storm_.steady = [i for i, (t, m) in enumerate(storm_.sends) if m == b"\xf8" and t in on_grid]
-    return storm_
+    scenario.steady = [i for i, (t, m) in enumerate(scenario.sends) if m == b"\xf8" and t in on_grid]
+    return scenario
 
 
 def drive(daemon: Daemon, sends: list[tuple[float, bytes]], until: float, turn_s: float = 0.05):
@@ -388,7 +382,7 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     storm = clock_storm(seed, until_beat=14)
     sent = drive(daemon, storm.sends, storm.beat(14))
     assert daemon.engine.answers[-1] == (13, 21)
-    ons = [t for t, m in sent if m[0] & 0xF0 == 0x90 and m[2] and t > storm.beat(4)]
+    ons = [t for t, m in sent if is_note_on(m) and t > storm.beat(4)]
     assert ons and storm.beat(13) - 1e-6 <= ons[0] < storm.beat(14)
     twelfths = [(t - storm.beat0) / STORM_SPB * 12 for t in ons]
     assert all(abs(x - round(x)) < 1e-6 for x in twelfths)    # on the sender's grid
@@ -420,7 +414,7 @@ def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(
     sent = drive(daemon, [s for s in sends if s[0] >= restart + 4 * STORM_SPB], restart + 14 * STORM_SPB)
     assert daemon.engine.answers[-1] == (13, 21)
     assert daemon.engine.stats.heard_values - heard >= len(STORM_CALL)   # the model heard the call
-    ons = [t for t, m in sent if m[0] & 0xF0 == 0x90 and m[2]]
+    ons = [t for t, m in sent if is_note_on(m)]
     assert ons and restart + 13 * STORM_SPB - 1e-6 <= ons[0] < restart + 14 * STORM_SPB
 
 
