@@ -526,8 +526,8 @@ class MidiClockFollower(BaseClock):
                 if not self.running:
                     return []
                 self.running = False
-                if self._anchor is not None:
-                    self._next_pulse = self.filter.count - self._anchor + 1
+                if self._anchor is not None:  # (a renumbered line never moves it before 0)
+                    self._next_pulse = max(0, self.filter.count - self._anchor + 1)
                     self._anchor = None
                 return [TransportStop(t, self._next_pulse / PPQN)]
             if status == ACTIVE_SENSING:

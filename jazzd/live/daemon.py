@@ -316,7 +316,7 @@ class Daemon:
         if new[2]:
             log.warning("the output queue is full (%d events): dropped %d notes",
                         self.schedule.limit, new[2])
-        if new[3]:
+        if new[3] > 0:  # (a tempo change can take back strays that were its first pulses)
             log.warning("the MIDI clock input looks broken: %s so far", self._clock_faults())
         self.notifier.status(self.status_text())
 
