@@ -136,7 +136,8 @@ def test_pulses_come_24_a_beat_at_absolute_deadlines(tempo, lates):
         total += len(clock.clock_messages(now))
         assert clock.next_pulse_time() > now
     ppb = 60.0 / tempo / PPQN
-    assert total == math.floor((now - 3.0) / ppb + 1e-9) + 1
+    # (a pulse within a nanosecond of `now` may fall either side of it in floating point)
+    assert math.floor((now - 3.0) / ppb - 1e-9) + 1 <= total <= math.floor((now - 3.0) / ppb + 1e-9) + 1
     # beats and pulses share the grid: pulse 24k is exactly beat k
     ticks = clock.poll(now)
     assert all(tk.t == 3.0 + tk.beat * (60.0 / tempo) for tk in ticks)
