@@ -536,3 +536,14 @@ def test_following_our_own_clock_out_gives_our_beats():
     assert followed[0] == TransportStart(2 * spb - 1e-4)
     assert [(tk.beat + 2, tk.t) for tk in ticks] == [(tk.beat, pytest.approx(tk.t, abs=1e-9)) for tk in sent[2:]]
     assert all(tk.tempo == pytest.approx(137, abs=1e-6) for tk in ticks)
+
+
+def test_pulses_that_arrive_together_at_start_up_all_count():
+    """The first pulses a follower hears, two of them read in one poll (the sender or
+    jazzd held up for a pulse): both count, so the beat is not a pulse late for good."""
+    times = clock_times(150, 4 * PPQN, seed=0, t0=1.0, jitter=0)
+    times[2] = times[3]                      # pulse 2 delivered with pulse 3
+    f = MidiClockFollower()
+    f.feed(1.0 - 0.001, FA)
+    ticks = play(f, times)
+    assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(b, round(1.0 + b * 0.4, 9)) for b in range(4)]

@@ -285,7 +285,8 @@ class TempoFilter:
     nearer to it); anywhere else as "stray".  So a lost, doubled or stray pulse never
     moves the count, and one arrival's jitter moves the line by a fraction of itself.
     Before that (and after a gap over `MAX_PULSE_GAP_S`, which restarts the line at that
-    pulse) every later arrival counts.
+    pulse) every arrival counts; of two that come together (a poll that found both),
+    the time is the later one's.
 
     A new tempo is a regular clock of its own: when the last `TRAIN` (7) arrivals lie on
     a line of their own (each within the tolerance) and the line could not place
@@ -350,7 +351,12 @@ class TempoFilter:
             return None
         if len(line) < FIRST_JUDGED:
             if t <= line[-1][1]:
-                return "doubled"
+                # It came with the last one (a poll found both): it counts, and the time
+                # they came at is the later one's (the first was held up).
+                self.count += 1
+                line[-1] = (self.count, line[-1][1])
+                self._fit()
+                return None
             self._count(1, t, 0.0)
             return None
         x = (t - self.time_of(self.count)) / self._slope
