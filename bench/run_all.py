@@ -1,7 +1,7 @@
-"""Every benchmark, one table: run bench/{ingest,step,engine,timing,flood}.py and write their
+"""Every benchmark, one table: run bench/{ingest,step,engine,clock,timing,flood}.py and write their
 headline numbers, with the machine they ran on, to bench/RESULTS.md (and print it).
 
-    python bench/run_all.py [--only ingest,step,engine,timing,flood] [--timing-seconds 60]
+    python bench/run_all.py [--only ingest,step,engine,clock,timing,flood] [--timing-seconds 60]
                             [-o bench/RESULTS.md]
 
 Each benchmark runs as its own process, exactly as it runs alone (each prints one JSON
@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BENCHES = ("ingest", "step", "engine", "timing", "flood")
+BENCHES = ("ingest", "step", "engine", "clock", "timing", "flood")
 
 
 def machine() -> dict:
@@ -122,6 +122,19 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         ct = r.get("strong_beat_chord_tone_ratio", {})
         add("engine", "chord tones on beats 1 and 3: generated / real WJD",
             f"{ct.get('generated')} / {ct.get('real')}" if ct else None)
+    r = results.get("clock", {})
+    if r and "skipped" not in r:
+        worst = " / ".join(str(_get(r, "steady", f"{b}_bpm", "worst_from_48_pulses_bpm")) for b in (100, 120, 173))
+        add("clock", "following MIDI clock, ±1 ms jitter: worst tempo error from two beats on, 100 / 120 / 173 bpm",
+            worst, " bpm")
+        f = _get(r, "faults", "120_bpm")
+        if f:
+            e = f["tick_error_ms"]
+            add("clock", "1 pulse in 50 lost, ±2 ms jitter, stray and doubled pulses, 120 bpm: beat error "
+                "(median / p99 / max)", f"{e['median']} / {e['p99']} / {e['max']}", " ms")
+            add("clock", "runs of 64 beats with a beat missing, doubled or moved", f["runs_with_a_beat_missing_doubled_or_moved"])
+        add("clock", "320 stray pulses in 0.3 s, then Start: beat error max", _get(r, "storm", "tick_error_ms", "max"), " ms")
+        add("clock", "cost per pulse", r.get("us_per_pulse"), " µs")
     r = results.get("timing", {})
     if r and "skipped" not in r:
         d = r.get("duet", {})
@@ -133,6 +146,11 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             add("timing", "daemon RSS / CPU", f"{_get(d, 'rss_mb', 'total')} MB / {d.get('cpu_percent')} %")
         add("timing", "call mode: first answer note after the call ends",
             _get(r, "call", "gap_after_call_beats"), " beats")
+        f = r.get("follow", {})
+        if f:
+            e = f["onset_error_ms"]
+            add("timing", f"following a {f['tempo_bpm']:g} bpm MIDI clock, solo: onset error (median / p99 / max)",
+                f"{e['median']} / {e['p99']} / {e['max']}", " ms")
     r = results.get("flood", {})
     if r and "skipped" not in r:
         sends = " / ".join(str(_get(r, p, "send_error_ms", "p99")) for p in ("idle", "flood", "after"))

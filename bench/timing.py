@@ -9,7 +9,11 @@ holds a chord into jazzd:in and records jazzd's output for N seconds.  Reports:
   notes belong on twelfths of a beat): median, p99 and max, in ms and JACK periods;
 - time from start to READY=1, process RSS and CPU %;
 - in call mode, the gap from the end of a played call to the first note of the answer
-  (the answer is due one beat after a beat of silence).
+  (the answer is due one beat after a beat of silence);
+- following MIDI clock (`--clock midi`, solo mode): the client sends Start and a 24-ppqn
+  clock at --follow-tempo for --follow-seconds; jazzd's note onsets against that clock's
+  grid (a line through the pulses' send times; twelfths of a beat): median, p99 and max,
+  in ms and JACK periods.  Two JACK hops (client -> jazzd -> client) are in these.
 """
 
 from __future__ import annotations
@@ -59,8 +63,10 @@ def start_jazzd(tmp: Path, server: str, args: list[str]):
     env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname(), "JACK_DEFAULT_SERVER": server,
            "JACK_NO_START_SERVER": "1", "OPENBLAS_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(tmp)}
     t0 = time.monotonic()
-    proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--backend", "jack", *args],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # stderr to a file: a pipe nobody reads fills at 64 kB and then blocks jazzd
+    with open(tmp / "jazzd.stderr", "a") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--backend", "jack", *args],
+                                env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True)
     while "READY=1" not in sock.recv(4096).decode():
         pass
     return proc, time.monotonic() - t0, sock
@@ -126,6 +132,39 @@ def grid_errors(ons: np.ndarray, origin: float, spp: float) -> np.ndarray:
     return best * 1000
 
 
+def error_stats(errors: np.ndarray, period_ms: float) -> dict:
+    abs_err = np.abs(errors)
+    return {"onset_error_ms": {"median": round(float(np.median(abs_err)), 3),
+                               "p99": round(float(np.percentile(abs_err, 99)), 3),
+                               "max": round(float(abs_err.max()), 3)},
+            "onset_error_periods": {"median": round(float(np.median(abs_err)) / period_ms, 2),
+                                    "p99": round(float(np.percentile(abs_err, 99)) / period_ms, 2)}}
+
+
+def follow(tmp: Path, server: str, model: list[str], tempo: float, seconds: float) -> dict:
+    """jazzd in solo mode following a clock this client sends: onsets against its grid."""
+    proc, _ready, _sock = start_jazzd(tmp, server, ["--mode", "solo", "--clock", "midi", *model])
+    kbd, rec = clients(server)
+    pulse = 60.0 / tempo / 24
+    sent: list[float] = []
+
+    def tick() -> None:
+        kbd.send_message([0xF8])
+        sent.append(time.monotonic())
+
+    sends = [(0.1 - 0.002, lambda: kbd.send_message([0xFA]))]
+    sends += [(0.1 + k * pulse, tick) for k in range(int(seconds / pulse))]
+    got = record(rec, seconds + 0.3, sends)
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(10)
+    kbd.close_port()
+    rec.close_port()
+    spp, origin = np.polyfit(np.arange(len(sent)), np.array(sent), 1)  # the clock as sent
+    ons = np.array([t for t, m in got if is_note_on(m)])
+    return {"tempo_bpm": tempo, "seconds": seconds, "fitted_tempo_bpm": round(60.0 / (spp * 24), 3),
+            "notes": len(ons), **error_stats(grid_errors(ons, origin, spp), PERIOD / RATE * 1000)}
+
+
 def emit(out: dict) -> None:
     """Print a benchmark's JSON, with the machine it ran on."""
     out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
@@ -138,6 +177,8 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--tempo", type=float, default=160.0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--follow-tempo", type=float, default=150.0)
+    parser.add_argument("--follow-seconds", type=float, default=20.0)
     args = parser.parse_args()
     model = ["--model", args.model] if args.model else []
     server = f"jazzd-bench-{os.getpid()}"
@@ -153,16 +194,9 @@ def main() -> None:
         got = record(rec, args.seconds, [(0.01, lambda: [kbd.send_message(m) for m in chord])])
         rss1, cpu1 = proc_stats(proc.pid)
         errors, fitted = onset_errors(got, args.tempo)
-        period_ms = PERIOD / RATE * 1000
-        abs_err = np.abs(errors)
         out["duet"] = {
             "seconds": args.seconds, "tempo_bpm": args.tempo, "fitted_tempo_bpm": round(fitted, 3),
-            "notes": len(errors),
-            "onset_error_ms": {"median": round(float(np.median(abs_err)), 3),
-                               "p99": round(float(np.percentile(abs_err, 99)), 3),
-                               "max": round(float(abs_err.max()), 3)},
-            "onset_error_periods": {"median": round(float(np.median(abs_err)) / period_ms, 2),
-                                    "p99": round(float(np.percentile(abs_err, 99)) / period_ms, 2)},
+            "notes": len(errors), **error_stats(errors, PERIOD / RATE * 1000),
             "start_to_ready_s": round(ready_s, 3),
             "rss_mb": {k: round(v, 1) for k, v in rss1.items()},
             "rss_growth_mb": round(rss1["total"] - rss0["total"], 2),
@@ -189,6 +223,9 @@ def main() -> None:
                        "due_within_beats": "1 beat of silence + at most 1 beat to the next beat"}
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+        kbd.close_port()
+        rec.close_port()
+        out["follow"] = follow(tmp, server, model, args.follow_tempo, args.follow_seconds)
     finally:
         jack.send_signal(signal.SIGTERM)
         jack.wait(10)

@@ -35,7 +35,11 @@ class Session:
                "OPENBLAS_NUM_THREADS": "1", **(env or {})}
         cmd = [sys.executable, "-m", "jazzd", "run", "--backend", "jack", "--tempo", str(TEMPO),
                *(["--model", str(self.model)] if model_flag else []), *args]
-        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        # stderr goes to a file, as under systemd to the journal: a pipe nobody reads
+        # fills at 64 kB, and then jazzd (and rtmidi's JACK thread) block writing to it.
+        self.stderr_path = tmp_path / "jazzd.stderr"
+        with open(self.stderr_path, "w") as err:
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
         self.messages: list[str] = []
         self.wait_for("READY=1", 15.0)
         self.ready_line = self.proc.stdout.readline()
@@ -59,12 +63,16 @@ class Session:
                 msg = self.notify.recv(4096).decode()
             except TimeoutError:
                 if self.proc.poll() is not None:  # nothing more will come
-                    pytest.fail(f"jazzd exited {self.proc.returncode} before {text!r}: {self.proc.stderr.read()}")
+                    pytest.fail(f"jazzd exited {self.proc.returncode} before {text!r}: {self.stderr()}")
                 continue
             self.messages.append(msg)
             if text in msg:
                 return msg
         pytest.fail(f"no {text!r} from jazzd within {timeout} s; got {self.messages}")
+
+    def stderr(self) -> str:
+        """What jazzd has written to stderr so far."""
+        return self.stderr_path.read_text(errors="replace")
 
     def statuses(self, seconds: float, until=None) -> list[tuple[float, str]]:
         """(arrival time, text) of the STATUS lines that arrive within `seconds`; with
@@ -95,14 +103,17 @@ class Session:
         return self.messages
 
     def play(self, sends: list[tuple[float, list[int]]], duration: float) -> None:
-        """Send each message at its time (seconds from now) and record for `duration`."""
+        """Send each message at its time (seconds from now) and record for `duration`;
+        `sent` holds when each message actually went."""
         start = time.monotonic()
         pending = sorted(sends, key=lambda s: s[0])
-        self.sent_at = []
+        self.sent: list[tuple[float, bytes]] = []  # (seconds from the start, message) as sent
+        i = 0
         while (now := time.monotonic()) - start < duration:
-            while pending and pending[0][0] <= now - start:
-                self.kbd.send_message(pending.pop(0)[1])
-                self.sent_at.append(time.monotonic() - start)
+            while i < len(pending) and pending[i][0] <= now - start:
+                self.kbd.send_message(list(pending[i][1]))
+                self.sent.append((time.monotonic() - start, bytes(pending[i][1])))
+                i += 1
             while (item := self.rec.get_message()) is not None:
                 self.received.append((time.monotonic() - start, bytes(item[0])))
             time.sleep(0.0005)

@@ -20,11 +20,10 @@ from jazzd.live.clock import (
     TransportStart,
     TransportStop,
     decode_song_position,
-    encode_song_position,
 )
 from jazzd.play.events import Tick
 
-F8, FA, FB, FC, FE = b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe"
+F8, FA, FB, FC, FE, FF = b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe", b"\xff"
 
 # ---------------------------------------------------------------------------------------
 # InternalClock: beats
@@ -32,7 +31,7 @@ F8, FA, FB, FC, FE = b"\xf8", b"\xfa", b"\xfb", b"\xfc", b"\xfe"
 
 def test_internal_beats_golden_log():
     clock = InternalClock(120, start=10.0)
-    assert clock.running and clock.tempo == 120
+    assert clock.tempo == 120
     assert clock.next_tick_time() == 10.0
     assert clock.poll(9.999) == []
     assert clock.poll(10.0) == [Tick(10.0, 0, 120.0)]
@@ -41,7 +40,6 @@ def test_internal_beats_golden_log():
     # a poll 1.3 s late gets every due beat, each at its own deadline
     assert clock.poll(11.8) == [Tick(10.5, 1, 120.0), Tick(11.0, 2, 120.0), Tick(11.5, 3, 120.0)]
     assert clock.next_tick_time() == 12.0
-    assert clock.beat_position(11.75) == 3.5
 
 
 @settings(max_examples=200, deadline=None)
@@ -84,11 +82,7 @@ def test_set_tempo_twice_before_the_beat_the_last_wins_and_position_is_continuou
     clock.set_tempo(50, 0.3)
     ticks = clock.poll(3.0 + 1e-9)
     assert [(tk.beat, tk.tempo) for tk in ticks] == [(1, 50.0), (2, 50.0), (3, 50.0)]
-    assert [tk.t for tk in ticks] == pytest.approx([0.6, 1.8, 3.0])
-    # the position is continuous across the change
-    assert clock.beat_position(0.6 - 1e-9) == pytest.approx(1.0)
-    assert clock.beat_position(0.6 + 1e-9) == pytest.approx(1.0)
-    assert clock.beat_position(1.2) == pytest.approx(1.5)
+    assert [tk.t for tk in ticks] == pytest.approx([0.6, 1.8, 3.0])   # (beat 1 kept its time)
 
 
 def test_set_tempo_before_the_start_applies_from_beat_zero():
@@ -105,30 +99,13 @@ def test_tempo_changes_keep_beats_consecutive_and_spaced_by_their_tempo(steps):
     now, got = 0.0, clock.poll(0.0)
     for dt, tempo in steps:
         now += dt
-        if tempo is None:
-            got += clock.poll(now)
-        else:
-            got += clock.poll(now)
-            before = clock.beat_position(now)
+        got += clock.poll(now)
+        if tempo is not None:
             clock.set_tempo(tempo, now)
-            assert clock.beat_position(now) == pytest.approx(before, abs=1e-9)
     got += clock.poll(now + 5.0)
     assert [tk.beat for tk in got] == list(range(len(got)))
     for a, b in itertools.pairwise(got):
         assert b.t - a.t == pytest.approx(60.0 / a.tempo, rel=1e-9)
-
-
-def test_stop_and_restart():
-    clock = InternalClock(120, start=0.0)
-    assert len(clock.poll(1.2)) == 3
-    clock.stop(1.2)
-    assert not clock.running
-    assert clock.next_tick_time() == math.inf
-    assert clock.poll(5.0) == []
-    assert clock.beat_position(5.0) == pytest.approx(2.4)
-    clock.start(6.0)
-    assert clock.running
-    assert clock.poll(7.0) == [Tick(6.0, 0, 120.0), Tick(6.5, 1, 120.0), Tick(7.0, 2, 120.0)]
 
 
 def test_bad_times_and_tempos_are_refused():
@@ -145,13 +122,6 @@ def test_bad_times_and_tempos_are_refused():
         InternalClock(120, 0.0, beats_per_bar=0)
 
 
-def test_bar_of():
-    clock = InternalClock(120, 0.0, beats_per_bar=3)
-    assert clock.bar_of(0) == (0, 0)
-    assert clock.bar_of(7.5) == (2, 1.5)
-    assert clock.bar_of(-1) == (-1, 2)
-
-
 # ---------------------------------------------------------------------------------------
 # InternalClock: clock out
 
@@ -163,10 +133,11 @@ def test_pulses_come_24_a_beat_at_absolute_deadlines(tempo, lates):
     now, total = 3.0, 0
     for late in lates:
         now += late
-        total += clock.poll_pulses(now)
+        total += len(clock.clock_messages(now))
         assert clock.next_pulse_time() > now
     ppb = 60.0 / tempo / PPQN
-    assert total == math.floor((now - 3.0) / ppb + 1e-9) + 1
+    # (a pulse within a nanosecond of `now` may fall either side of it in floating point)
+    assert math.floor((now - 3.0) / ppb - 1e-9) + 1 <= total <= math.floor((now - 3.0) / ppb + 1e-9) + 1
     # beats and pulses share the grid: pulse 24k is exactly beat k
     ticks = clock.poll(now)
     assert all(tk.t == 3.0 + tk.beat * (60.0 / tempo) for tk in ticks)
@@ -178,107 +149,46 @@ def test_pulses_per_beat_and_their_times():
     times = []
     while clock.next_pulse_time() <= 0.96 + 1e-12:
         t = clock.next_pulse_time()
-        assert clock.poll_pulses(t) == 1
+        assert clock.clock_messages(t) == [F8]
         times.append(t)
     assert len(times) == 2 * PPQN + 1
     assert times[::PPQN] == [0.0, 0.48, 0.96]
     assert all(b - a == pytest.approx(0.02) for a, b in itertools.pairwise(times))
 
 
-def test_clock_messages_golden_log_start_and_stop():
+def test_clock_messages_golden_log():
     clock = InternalClock(150, 0.0)           # 1/60 s a pulse, 0.4 s a beat
     assert clock.clock_messages(0.0) == [F8]
     assert clock.clock_messages(0.051) == [F8, F8, F8]     # pulses at 1/60, 2/60, 3/60
-    clock.stop(0.051)
-    # the pulse grid goes on while stopped (hardware wants a continuous clock)
-    assert clock.clock_messages(0.07) == [FC, F8]
-    t0 = clock.next_pulse_time()
-    clock.start(t0)
-    assert clock.clock_messages(t0 - 1e-6) == []
-    assert clock.clock_messages(t0) == [FA, F8]
-    assert clock.poll(t0) == [Tick(t0, 0, 150.0)]
-
-
-def test_start_goes_out_just_before_the_beat_zero_pulse_even_if_polled_late():
-    clock = InternalClock(150, 0.0)
-    clock.clock_messages(0.0)
-    clock.stop(0.0)
-    clock.start(0.05)                         # (pulse 3 of the old grid is 1 ulp later)
-    assert clock.clock_messages(0.06) == [FC, F8, F8, FA, F8]
-
-
-def test_no_pulses_while_stopped_if_asked():
-    clock = InternalClock(150, 0.0, pulses_while_stopped=False)
-    assert clock.poll_pulses(0.051) == 4
-    clock.stop(0.051)
-    assert clock.poll_pulses(1.0) == 0
-    assert clock.next_pulse_time() == math.inf
-    clock.start(2.0)
-    assert clock.next_pulse_time() == 2.0
-    assert clock.clock_messages(2.0) == [FA, F8]
-
-
-def test_stop_and_start_at_the_same_instant():
-    clock = InternalClock(150, 0.0)
-    clock.clock_messages(0.051)
-    t = clock.next_pulse_time()
-    clock.stop(t)
-    clock.start(t)
-    assert clock.clock_messages(t) == [FC, FA, F8]
-    assert clock.poll(t) == [Tick(t, 0, 150.0)]       # (beat 0 at 0.0 was never polled)
-
-
-def test_an_earlier_start_supersedes_one_still_to_come():
-    clock = InternalClock(120, 0.0)
-    clock.poll(0.0)
-    clock.clock_messages(0.0)
-    clock.start(0.5)
-    clock.start(0.25)
-    msgs = clock.clock_messages(0.6)
-    assert msgs.count(FA) == 1 and msgs.index(FA) == 11      # 11 pulses, FA, pulse at 0.25
-    assert clock.poll(0.6) == [Tick(0.25, 0, 120.0)]
-
-
-def test_stop_cancels_a_start_still_to_come():
-    clock = InternalClock(150, 0.0)
-    clock.clock_messages(0.0)
-    clock.start(1.0)
-    clock.stop(0.5)
-    msgs = clock.clock_messages(2.0)
-    assert FA not in msgs and msgs.count(FC) == 1
-    assert clock.poll(2.0) == [Tick(0.0, 0, 150.0), Tick(0.4, 1, 150.0)]
+    assert clock.clock_messages(0.06) == []
+    assert clock.next_pulse_time() == pytest.approx(4 / 60)
+    clock.set_tempo(75, 0.1)                  # from beat 1 (0.4 s) on: 1/30 s a pulse
+    assert len(clock.clock_messages(0.4)) == PPQN - 3      # up to beat 1's pulse
+    assert clock.clock_messages(0.4 + 1 / 60) == []
+    assert clock.clock_messages(0.4 + 1 / 30) == [F8]
+    assert InternalClock.stop_bytes() == FC
 
 
 ops = st.one_of(
     st.tuples(st.just("wait"), st.floats(0, 1.5)),
     st.tuples(st.just("tempo"), st.floats(0, 1.0), st.floats(30, 300)),
-    st.tuples(st.just("stop"), st.floats(0, 1.0)),
-    st.tuples(st.just("start"), st.floats(0, 1.0), st.floats(1e-6, 1.0)),
 )
 
 
 @settings(max_examples=200, deadline=None)
-@given(st.lists(ops, max_size=25), st.booleans())
-def test_any_transport_and_tempo_story_keeps_beats_and_pulses_consistent(story, continuous):
-    """Driven event to event, as the daemon's loop would: ticks count up by one within a
-    run and from 0 after each Start; every tick has its pulse; 24 pulses a beat; every
-    beat-0 pulse is just after its Start byte."""
-    clock = InternalClock(120, 0.0, pulses_while_stopped=continuous)
+@given(st.lists(ops, max_size=25))
+def test_any_tempo_story_keeps_beats_and_pulses_consistent(story):
+    """Driven event to event, as the daemon's loop would: ticks count up by one, every
+    tick has its pulse, 24 pulses a beat."""
+    clock = InternalClock(120, 0.0)
     now = 0.0
-    log: list[tuple[float, str]] = []      # (time, "tick k" | "F8" | "FA" | "FC")
+    log: list[tuple[float, str]] = []      # (time, "tick k" | "F8")
 
     def run_to(target: float) -> float:
-        t = now
-        while True:
-            nxt = min(clock.next_tick_time(), clock.next_pulse_time())
-            if nxt > target:
-                break
-            t = nxt
-            for msg in clock.clock_messages(t):
-                log.append((t, {F8: "F8", FA: "FA", FC: "FC"}[msg]))
-            log.extend((tk.t, f"tick {tk.beat}") for tk in clock.poll(t))
-        for msg in clock.clock_messages(target):
-            log.append((target, {F8: "F8", FA: "FA", FC: "FC"}[msg]))
+        while (nxt := min(clock.next_tick_time(), clock.next_pulse_time())) <= target:
+            log.extend((nxt, "F8") for _ in clock.clock_messages(nxt))
+            log.extend((tk.t, f"tick {tk.beat}") for tk in clock.poll(nxt))
+        log.extend((target, "F8") for _ in clock.clock_messages(target))
         log.extend((tk.t, f"tick {tk.beat}") for tk in clock.poll(target))
         return target
 
@@ -286,36 +196,25 @@ def test_any_transport_and_tempo_story_keeps_beats_and_pulses_consistent(story, 
         now = run_to(now + op[1])
         if op[0] == "tempo":
             clock.set_tempo(op[2], now)
-        elif op[0] == "stop":
-            clock.stop(now)
-        elif op[0] == "start":
-            clock.start(now + op[2])
 
     assert [t for t, _ in log] == sorted(t for t, _ in log)
     pulses = [t for t, kind in log if kind == "F8"]
     assert pulses == sorted(set(pulses))                  # never two at once
     ticks = [(t, int(kind.split()[1])) for t, kind in log if kind.startswith("tick")]
-    assert ticks and ticks[0] == (0.0, 0)
+    assert ticks[0] == (0.0, 0)
     for (t0, b0), (t1, b1) in itertools.pairwise(ticks):
-        assert b1 in (b0 + 1, 0)
-        assert t1 >= t0
-        if b1 == b0 + 1:
-            assert sum(t0 <= p < t1 for p in pulses) == PPQN
+        assert b1 == b0 + 1 and t1 > t0
+        assert sum(t0 <= p < t1 for p in pulses) == PPQN
     assert all(t in pulses for t, _ in ticks)             # beats fall on pulses
-    for i, (t, kind) in enumerate(log):
-        if kind == "FA":
-            assert ("F8" in [k for tt, k in log[i + 1:i + 4] if tt == t])
 
 
-def test_song_position_codec():
-    assert encode_song_position(0) == b"\xf2\x00\x00"
-    assert encode_song_position(200) == b"\xf2\x48\x01"
+def test_song_position_decoding():
+    assert decode_song_position(b"\xf2\x00\x00") == 0
     assert decode_song_position(b"\xf2\x48\x01") == 200
+    assert decode_song_position(b"\xf2\x7f\x7f") == 16383
     assert decode_song_position(b"\xf2\x80\x01") is None
     assert decode_song_position(b"\xf2\x01") is None
-    assert all(decode_song_position(encode_song_position(n)) == n for n in (0, 1, 127, 128, 16383))
-    with pytest.raises(ValueError, match=r"0\.\.16383"):
-        encode_song_position(16384)
+    assert decode_song_position(b"\xf8\x00\x00") is None
 
 
 # ---------------------------------------------------------------------------------------
@@ -338,25 +237,29 @@ def play(follower: MidiClockFollower, times, msg=F8) -> list:
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("bpm", [100, 120, 173])
-def test_follower_ticks_every_24_pulses_with_a_smoothed_tempo(bpm, seed):
+def test_follower_ticks_every_24_pulses_on_the_fitted_line(bpm, seed):
+    spb = 60.0 / bpm
     times = clock_times(bpm, 12 * PPQN, seed)
     f = MidiClockFollower()
     assert f.feed(times[0] - 0.001, FA) == [TransportStart(times[0] - 0.001, 0.0)]
     ticks = play(f, times)
     assert [tk.beat for tk in ticks] == list(range(12))
-    assert [tk.t for tk in ticks] == times[::PPQN]          # the beat pulse's arrival
+    # A beat's time is the line's, not its pulse's arrival: nearer the sender's beat.
+    line = [abs(tk.t - (100.0 + tk.beat * spb)) for tk in ticks[2:]]
+    raw = [abs(t - (100.0 + k * spb)) for k, t in enumerate(times[::PPQN][2:])]
+    assert max(line) < 1e-3 and sum(line) < 0.7 * sum(raw)
     # The least-squares bound: after 25 pulses sigma is 0.19 bpm at 173 bpm (about 1% of
     # seeds exceed 0.5), after 48 pulses sigma is 0.07 bpm.
     assert abs(ticks[1].tempo - bpm) <= 1.0
     assert all(abs(tk.tempo - bpm) <= 0.5 for tk in ticks[2:]), [tk.tempo for tk in ticks]
     assert abs(f.tempo - bpm) <= 0.5
-    assert f.filter.resets == 0
+    assert f.filter.resets == 0 and f.filter.lost == 0 and f.filter.dropped == {}
 
 
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize(("before", "after", "offset"),
                          [(120, 140, 0), (140, 120, 0), (120, 140, 7), (120, 128, 0),
-                          (100, 173, 13), (173, 100, 0)])
+                          (100, 173, 13), (173, 100, 0), (120, 60, 0)])
 def test_follower_follows_a_tempo_step_within_two_beats(before, after, offset, seed):
     rng = random.Random(seed)
     step = 6 * PPQN + offset                 # the first pulse interval at the new tempo
@@ -374,14 +277,113 @@ def test_follower_follows_a_tempo_step_within_two_beats(before, after, offset, s
     settled = [tk for tk in ticks if tk.beat >= first_after + 2]
     assert settled
     assert all(abs(tk.tempo - after) <= 0.5 for tk in settled), [tk.tempo for tk in ticks]
+    assert all(abs(tk.t - ideal[tk.beat * PPQN]) < 1e-3 for tk in settled)
+    assert f.filter.lost == 0                # a slower clock is not one losing pulses
 
 
-def test_tempo_filter_ignores_one_late_pulse():
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("bpm", [100, 120, 150, 173])
+def test_a_lost_doubled_or_spurious_pulse_never_moves_the_beat(bpm, seed):
+    """Issue 11: two beats of clock, then Start and 64 beats with one pulse in 50 lost
+    (a JACK overrun, a USB hiccup), ±2 ms jitter on every pulse, eight spurious pulses
+    and one doubled: every beat ticks once, on the sender's beat, and after 64 beats
+    the grid is within 1 ms of the sender's."""
+    rng = random.Random(seed)
+    period = 60.0 / bpm / PPQN
+    sent = [10.0 + k * period for k in range(-2 * PPQN, 64 * PPQN + 3)]
+    lost = set(range(2 * PPQN + rng.randrange(50), len(sent), 50))
+    arrivals = [t + rng.uniform(-2e-3, 2e-3) for k, t in enumerate(sent) if k not in lost]
+    arrivals += [rng.uniform(sent[2 * PPQN], sent[-1]) for _ in range(8)]
+    arrivals.append(arrivals[len(arrivals) // 2] + 1e-4)
+    f = MidiClockFollower()
+    ticks = []
+    for t in sorted(arrivals):
+        if t > 10.0 - period / 2 and not f.running:
+            ticks += f.feed(10.0 - period / 2, FA)[1:]
+        ticks += f.feed(t, F8)
+    assert [tk.beat for tk in ticks] == list(range(65))
+    errors = [abs(tk.t - (10.0 + tk.beat * PPQN * period)) for tk in ticks]
+    assert max(errors) <= 2e-3 and sorted(errors)[32] < 0.5e-3   # never worse than one arrival
+    assert errors[-1] <= 1e-3
+    flt = f.filter                           # (a spurious pulse just where one was lost is that one)
+    assert flt.count == len(sent) and flt.count - flt.lost + sum(flt.dropped.values()) == len(arrivals)
+    assert len(lost) - 1 <= flt.lost <= len(lost)
+
+
+def test_a_lost_beat_pulse_still_ticks_at_its_own_time():
+    times = clock_times(125, 3 * PPQN + 2, seed=0, t0=1.0, jitter=0)   # 20 ms a pulse
+    f = MidiClockFollower()
+    play(f, times[:PPQN])                    # the clock runs before Start
+    f.feed(times[PPQN] - 0.005, FA)
+    del times[2 * PPQN]                      # the pulse of beat 1 is lost
+    ticks = play(f, times[PPQN:])
+    assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(0, 1.48), (1, 1.96), (2, 2.44)]
+    assert f.filter.lost == 1
+
+
+def test_a_pulse_lost_just_after_start_is_beat_zero():
+    times = clock_times(125, 2 * PPQN + 2, seed=0, t0=1.0, jitter=0)
+    f = MidiClockFollower()
+    play(f, times[:PPQN])
+    f.feed(times[PPQN] - 0.005, FA)
+    ticks = play(f, times[PPQN + 1:])        # beat 0's pulse is lost: it still ticks first
+    assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(0, 1.48), (1, 1.96)]
+
+
+def test_a_doubled_pulse_is_dropped_and_the_better_arrival_kept():
+    times = clock_times(125, 2 * PPQN, seed=0, t0=1.0, jitter=0)
+    f = MidiClockFollower()
+    play(f, times[:PPQN])
+    f.feed(times[PPQN] - 0.005, FA)
+    tick = play(f, [times[PPQN] - 0.004])[0]  # 4 ms early: beat 0, nearer the line than that
+    assert tick.beat == 0 and 1.476 < tick.t < 1.48
+    assert play(f, [times[PPQN]]) == []       # the same pulse again, on time: kept instead
+    assert f.filter.dropped == {"doubled": 1}
+    ticks = play(f, [*times[PPQN + 1:], times[-1] + 0.02])
+    assert ticks == [Tick(pytest.approx(1.96, abs=1e-9), 1, pytest.approx(125))]
+
+
+def test_stray_pulses_between_the_pulses_are_dropped_and_counted():
+    times = clock_times(120, 4 * PPQN, seed=5, t0=1.0)
+    rng = random.Random(5)
+    strays = [rng.uniform(times[2 * PPQN], times[-1]) for _ in range(300)]
+    f = MidiClockFollower()
+    f.feed(0.99, FA)
+    ticks = play(f, sorted(times + strays))
+    assert [tk.beat for tk in ticks] == [0, 1, 2, 3]
+    assert all(abs(tk.t - (1.0 + tk.beat * 0.5)) < 1e-3 for tk in ticks)
+    assert f.filter.lost == 0 and sum(f.filter.dropped.values()) == 300
+    assert abs(f.tempo - 120) < 0.5
+
+
+def test_start_re_anchors_completely_after_a_storm_of_realtime_bytes():
+    """Issue 18: stray Clock, Start, Stop, Continue and System Reset bytes among a
+    steady clock, then a Start: the beats after it are the sender's, every one."""
+    rng = random.Random(18)
+    times = clock_times(120, 12 * PPQN, seed=18, t0=1.0)
+    storm = [(rng.uniform(1.5, 1.8), rng.choice([F8, F8, FA, FB, FC, FF])) for _ in range(400)]
+    f = MidiClockFollower()
+    for t, msg in sorted([(t, F8) for t in times[:4 * PPQN]] + storm):
+        f.feed(t, msg)
+    start = times[4 * PPQN] - 0.001
+    assert f.feed(start, FA) == [TransportStart(start, 0.0)]
+    ticks = play(f, times[4 * PPQN:])
+    assert [tk.beat for tk in ticks] == list(range(8))
+    assert all(abs(tk.t - (3.0 + tk.beat * 0.5)) < 1e-3 for tk in ticks)
+    assert abs(ticks[0].tempo - 120) < 0.5 and f.filter.lost == 0
+    assert sum(f.filter.dropped.values()) >= 100
+
+
+def test_tempo_filter_drops_one_late_pulse_and_keeps_the_count():
     times = clock_times(120, 10 * PPQN, seed=1)
     times[5 * PPQN + 3] += 0.008             # one pulse 8 ms late (a scheduling hiccup)
     flt = TempoFilter()
-    tempos = [flt.observe(t) for t in times]
+    tempos = []
+    for t in times:
+        flt.observe(t)
+        tempos.append(flt.tempo)
     assert flt.resets == 0
+    assert flt.count == len(times) and flt.dropped == {"stray": 1} and flt.lost == 1
     assert all(abs(x - 120) <= 0.5 for x in tempos[2 * PPQN:])
 
 
@@ -392,6 +394,7 @@ def test_tempo_filter_restarts_after_a_stalled_clock():
     for t in clock_times(90, 48, seed=3, t0=10.0):      # 9 s of silence, then 90 bpm
         flt.observe(t)
     assert flt.tempo == pytest.approx(90, abs=0.5)
+    assert flt.count == 96 and flt.lost == 0
 
 
 def test_start_resets_to_beat_zero():
@@ -400,7 +403,6 @@ def test_start_resets_to_beat_zero():
     times = clock_times(120, 3 * PPQN + 5, seed=4, t0=0.01)
     assert [tk.beat for tk in play(f, times)] == [0, 1, 2, 3]
     assert f.feed(2.0, FA) == [TransportStart(2.0, 0.0)]
-    assert f.beat_position(2.0) == 0.0
     ticks = play(f, clock_times(120, 30, seed=5, t0=2.01))
     assert [tk.beat for tk in ticks] == [0, 1]
 
@@ -417,7 +419,8 @@ def test_stop_emits_stop_and_then_no_ticks_but_tempo_follows():
     later = clock_times(150, 4 * PPQN, seed=7, t0=stop_t + 0.01)
     assert play(f, later) == []                             # clock while stopped: no ticks
     assert f.tempo == pytest.approx(150, abs=0.5)
-    assert f.beat_position(later[-1] + 1.0) == 2.25         # frozen where it stopped
+    resume = later[-1] + 0.005
+    assert f.feed(resume, FB) == [TransportContinue(resume, 2.25)]   # where it stopped
 
 
 def test_clock_while_stopped_emits_nothing_but_gives_the_tempo():
@@ -430,21 +433,21 @@ def test_clock_while_stopped_emits_nothing_but_gives_the_tempo():
 def test_song_position_and_continue_resume_at_the_right_beat():
     f = MidiClockFollower()
     f.feed(0.0, FA)
-    play(f, clock_times(120, 40, seed=9, t0=0.01))
+    play(f, clock_times(120, 40, seed=9, t0=0.01, jitter=0))
     f.feed(1.0, FC)
     # 18 sixteenths = beat 4.5: the first pulse is mid-beat; beat 5 comes 12 pulses on
-    assert f.feed(1.1, encode_song_position(18)) == []
-    assert f.beat_position(1.1) == 4.5
+    assert f.feed(1.1, b"\xf2\x12\x00") == []
     assert f.feed(1.2, FB) == [TransportContinue(1.2, 4.5)]
-    times = clock_times(120, 40, seed=10, t0=1.3)
+    times = clock_times(120, 40, seed=10, t0=1.3, jitter=0)
     ticks = play(f, times)
-    assert [(tk.beat, tk.t) for tk in ticks] == [(5, times[12]), (6, times[36])]
+    assert [(tk.beat, tk.t) for tk in ticks] == [(5, pytest.approx(times[12])), (6, pytest.approx(times[36]))]
     # SPP on a whole beat: that beat ticks at the first pulse
     f.feed(3.0, FC)
     f.feed(3.1, (0xF2, 16, 0))                          # 16 sixteenths = beat 4
     f.feed(3.2, FB)
-    times = clock_times(120, 25, seed=11, t0=3.3)
-    assert [(tk.beat, tk.t) for tk in play(f, times)] == [(4, times[0]), (5, times[24])]
+    times = clock_times(120, 25, seed=11, t0=3.3, jitter=0)
+    assert [(tk.beat, tk.t) for tk in play(f, times)] == [(4, pytest.approx(times[0])),
+                                                          (5, pytest.approx(times[24]))]
 
 
 def test_continue_without_song_position_resumes_where_it_stopped():
@@ -454,21 +457,8 @@ def test_continue_without_song_position_resumes_where_it_stopped():
     assert f.feed(1.0, FC) == [TransportStop(1.0, 1.25)]
     assert f.feed(2.0, FB) == [TransportContinue(2.0, 1.25)]
     assert f.feed(2.5, FB) == []                        # Continue while running: nothing
-    times = clock_times(120, 20, seed=13, t0=2.1)
-    assert [(tk.beat, tk.t) for tk in play(f, times)] == [(2, times[18])]
-
-
-def test_beat_position_extrapolates_but_stops_at_a_stalled_clock():
-    f = MidiClockFollower(tempo=125)                    # 20 ms a pulse
-    f.feed(0.0, FA)
-    assert f.beat_position(0.5) == 0.0                  # no pulse yet: at the start position
-    times = [0.1 + 0.02 * i for i in range(49)]
-    play(f, times)
-    last = times[-1]                                    # pulse 48 = beat 2
-    assert f.beat_position(last) == pytest.approx(2.0)
-    assert f.beat_position(last + 0.01) == pytest.approx(2.0 + 0.5 / PPQN, abs=1e-6)
-    assert f.beat_position(last + 0.5) == pytest.approx(2.0 + 1 / PPQN)   # stalled: stops
-    assert f.beat_position(last - 1.0) == pytest.approx(2.0)
+    times = clock_times(120, 20, seed=13, t0=2.1, jitter=0)
+    assert [(tk.beat, tk.t) for tk in play(f, times)] == [(2, pytest.approx(times[18]))]
 
 
 @pytest.mark.parametrize("data", [b"", b"\x90\x3c\x40", b"\xf2\x80\x00", b"\xf2\x01",
@@ -511,33 +501,49 @@ stamps = st.floats(-1.0, 1.0) | st.just(0.0) | st.floats(allow_nan=True, allow_i
 @given(st.lists(st.tuples(stamps, messages), max_size=200))
 def test_any_interleaving_of_bytes_never_raises(stream):
     f = MidiClockFollower()
-    t = 0.0
+    t, last_beat = 0.0, -1
     for dt, data in stream:
         t = t + dt if math.isfinite(dt) else dt
         was_running = f.running
         for ev in f.feed(t, data):
             assert isinstance(ev, Tick | TransportStart | TransportStop | TransportContinue)
             if isinstance(ev, Tick):
-                assert was_running and ev.beat >= 0 and 10 <= ev.tempo <= 1000
+                assert was_running and ev.beat > last_beat and 10 <= ev.tempo <= 1000
+                assert math.isfinite(ev.t)
+                last_beat = ev.beat
+            else:
+                last_beat = math.ceil(ev.beat) - 1
         assert math.isfinite(f.tempo)
-        assert math.isfinite(f.beat_position(0.0))
         if not math.isfinite(t):
             t = 0.0
 
 
 def test_following_our_own_clock_out_gives_our_beats():
-    """Loopback: jazzd as master, another jazzd following it, with no jitter."""
+    """Loopback: jazzd as master, another jazzd following it, with no jitter: a Start
+    just before the master's beat 2 makes it the follower's beat 0."""
     master = InternalClock(137, start=0.0)
     follower = MidiClockFollower(tempo=100)
-    master.stop(0.0)      # stopped at first: pulses run, then Start on the grid, at beat 2
-    master.start(2 * 60 / 137)
+    spb = 60 / 137
     sent, followed, now = [], [], 0.0
     while now < 6.0:
         now = min(master.next_pulse_time(), master.next_tick_time())
         sent += master.poll(now)
+        if not follower.running and now >= 2 * spb:
+            followed += follower.feed(now - 1e-4, FA)
         for msg in master.clock_messages(now):
             followed += follower.feed(now, msg)
     ticks = [ev for ev in followed if isinstance(ev, Tick)]
-    assert followed[0] == TransportStart(2 * 60 / 137)
-    assert [(tk.beat, tk.t) for tk in ticks] == [(tk.beat, tk.t) for tk in sent]
+    assert followed[0] == TransportStart(2 * spb - 1e-4)
+    assert [(tk.beat + 2, tk.t) for tk in ticks] == [(tk.beat, pytest.approx(tk.t, abs=1e-9)) for tk in sent[2:]]
     assert all(tk.tempo == pytest.approx(137, abs=1e-6) for tk in ticks)
+
+
+def test_pulses_that_arrive_together_at_start_up_all_count():
+    """The first pulses a follower hears, two of them read in one poll (the sender or
+    jazzd held up for a pulse): both count, so the beat is not a pulse late for good."""
+    times = clock_times(150, 4 * PPQN, seed=0, t0=1.0, jitter=0)
+    times[2] = times[3]                      # pulse 2 delivered with pulse 3
+    f = MidiClockFollower()
+    f.feed(1.0 - 0.001, FA)
+    ticks = play(f, times)
+    assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(b, round(1.0 + b * 0.4, 9)) for b in range(4)]

@@ -9,10 +9,13 @@ tests/test_hostile.py."""
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass, field
 
 import numpy as np
 import pytest
 
+from jazzd.live.clock import PPQN
 from jazzd.live.config import load_config
 from jazzd.live.daemon import Daemon
 from jazzd.live.midi import LENGTH, parse
@@ -252,3 +255,197 @@ def test_a_stalled_beat_loop_stops_the_watchdog_pings(model, tmp_path):
 def test_a_stopped_external_clock_keeps_the_watchdog_fed(model, tmp_path):
     pings = _pings_while_running(model, tmp_path, {"clock.source": "midi"}, run_s=1.5)
     assert len(pings) >= 10 and np.diff(pings).max() < 0.3  # no beats, yet alive
+
+
+# ---------------------------------------------------------------------------------------
+# A storm of stray clock and transport bytes, then a call (issue 18)
+
+STORM_BPM = 120.0
+STORM_SPB = 60.0 / STORM_BPM
+STORM_CALL = [60, 62, 64, 65, 67, 65, 64, 62]
+COUNT_IN = [48, 52, 55]                   # C major, below the split: the left hand
+REALTIME = (0xF8, 0xFA, 0xFB, 0xFC, 0xFF)  # Clock, Start, Continue, Stop, System Reset
+
+
+def storm_messages(rng: np.random.Generator, n: int) -> list[bytes]:
+    """The storm, as a client can put it on a wire (python-rtmidi sends at most 3 bytes
+    unless it is SysEx): about 4% realtime bytes, the rest notes, CCs, pitch bend,
+    aftertouch, SysEx and program changes on any channel."""
+    realtime = rng.random(n) < 0.04
+    which = rng.choice(REALTIME, n)
+    kinds = rng.integers(0, 7, n)
+    status = rng.integers(0, 16, n) | np.array([0x90, 0x80, 0xB0, 0xE0, 0xA0, 0xF0, 0xC0])[kinds]
+    data = rng.integers(0, 128, (n, 2))
+    sysex = rng.integers(0, 128, (n, 20))
+    sysex_len = rng.integers(0, 20, n)
+    out = []
+    for i in range(n):
+        if realtime[i]:
+            out.append(bytes([int(which[i])]))
+            continue
+        kind, d0, d1 = kinds[i], int(data[i, 0]), int(data[i, 1])
+        if kind == 0:
+            out.append(bytes([int(status[i]), d0, 1 + d1 % 127]))
+        elif kind in (1, 2, 3):
+            out.append(bytes([int(status[i]), d0, d1]))
+        elif kind == 4:
+            out.append(bytes([int(status[i]), d0, d1]) if d0 % 2 else bytes([0xD0 | int(status[i]) & 0x0F, d1]))
+        elif kind == 5:
+            out.append(bytes([0xF0, *sysex[i, :sysex_len[i]].tolist(), 0xF7]))
+        else:
+            out.append(bytes([int(status[i]), d0]))
+    return out
+
+
+@dataclass
+class ClockStorm:
+    """What the sender plays, `sends` as (seconds from its start, message): a steady 120
+    bpm clock (running from a Start at 0.1 s) up to beat `until_beat` after the second
+    Start; `n` storm messages (`storm_messages`) spread over
+    0.3 s from 1.0 s; then every note the storm left on is released, the live CCs are set
+    back (temperature 71 = 42, density 74 = 127, mode 80 = 0 (call), answer length 81 =
+    0), and a Start just before a pulse makes that pulse beat 0 (`beat0`, seconds); four
+    beats of count-in with left-hand chords, and an 8-beat call on beats 4-11, each note
+    0.8 beat.  The call ends on beat 11.75 on the listener's grid, a beat of silence ends
+    it, so the answer is due on beat 13.  `pulses`: the send times of the clock pulses;
+    `steady`: the indices in `sends` of those from beat 0 on."""
+
+    sends: list[tuple[float, bytes]]
+    pulses: list[float]
+    beat0: float
+    steady: list[int] = field(default_factory=list)
+
+    def beat(self, b: float) -> float:
+        return self.beat0 + b * STORM_SPB
+
+
+def clock_storm(seed: int, n: int = 20_000, until_beat: int = 18) -> ClockStorm:
+    rng = np.random.default_rng(seed)
+    pulse = STORM_SPB / PPQN
+    t0, storm_at, storm_s = 0.1, 1.0, 0.3
+    start_pulse = math.ceil((storm_at + storm_s + 0.3 - t0) / pulse)
+    beat0 = t0 + start_pulse * pulse
+    pulses = [t0 + k * pulse for k in range(start_pulse + int(until_beat * PPQN) + 1)]
+    sends = [(t0 - 0.002, b"\xfa")] + [(t, b"\xf8") for t in pulses]
+    storm = storm_messages(rng, n)
+    sends += zip(np.sort(rng.uniform(storm_at, storm_at + storm_s, n)).tolist(), storm, strict=True)
+    after = storm_at + storm_s + 0.05
+    sends += [(after, bytes([0x80 | ch, note, 0])) for ch, note in sorted(sounding_at_end(storm))]
+    sends += [(after + 0.05, bytes([0xB0, cc, v])) for cc, v in ((71, 42), (74, 127), (80, 0), (81, 0))]
+    sends.append((beat0 - 0.002, b"\xfa"))
+    scenario = ClockStorm([], pulses, beat0)
+    for b in range(4):
+        sends += [(scenario.beat(b) + 0.003, bytes([0x90, note, 80])) for note in COUNT_IN]
+        if b < 3:
+            sends += [(scenario.beat(b + 0.9), bytes([0x80, note, 0])) for note in COUNT_IN]
+    for i, p in enumerate(STORM_CALL):
+        sends += [(scenario.beat(4 + i) + 0.003, bytes([0x90, p, 100])),
+                  (scenario.beat(4 + i + 0.8), bytes([0x80, p, 0]))]
+    scenario.sends = sorted(sends, key=lambda s: s[0])  # (stable: a Start stays before its pulse)
+    on_grid = set(pulses[start_pulse:])
+    scenario.steady = [i for i, (t, m) in enumerate(scenario.sends) if m == b"\xf8" and t in on_grid]
+    return scenario
+
+
+def drive(daemon: Daemon, sends: list[tuple[float, bytes]], until: float, turn_s: float = 0.05):
+    """Run the daemon's loop on a fake clock from 0 to `until`: each message arrives at its
+    time (those within one poll period of 1 ms arrive together, as from a port), and the
+    loop turns then, at the schedule's deadlines and at least every `turn_s` (a wake-up
+    the engine asks for is honoured at the next turn: with a clock running, the next
+    pulse).  Returns (time, message) of what it sent."""
+    wire, clock = daemon.ports, [0.0]
+    daemon.monotonic = lambda: clock[0]
+    sent, i, now = [], 0, 0.0
+    while now < until:
+        due = daemon.schedule.next_time()
+        nxt = min(sends[i][0] if i < len(sends) else math.inf, now + turn_s,
+                  due if due is not None else math.inf)
+        now = max(now, nxt)
+        while i < len(sends) and sends[i][0] <= now + 0.001 and (sends[i][0] <= now or len(wire.inbox)):
+            wire.inbox.append(sends[i][1])
+            i += 1
+        clock[0] = now
+        before = len(wire.out)
+        daemon.step(now)
+        sent += [(now, m) for m in wire.out[before:]]
+    return sent
+
+
+@pytest.mark.parametrize("seed", [*range(10), *(pytest.param(s, marks=pytest.mark.slow) for s in range(10, 200))])
+def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answered(model, seed):
+    """Issue 18, in memory: the storm, then Start, count-in and an 8-beat call through
+    the daemon's loop: the call is answered on beat 13 (a beat after the beat of silence
+    that ends it), its notes on the sender's grid, and STATUS says the clock looked broken."""
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    storm = clock_storm(seed, until_beat=14)
+    sent = drive(daemon, storm.sends, storm.beat(14))
+    assert daemon.engine.answers[-1] == (13, 21)
+    ons = [t for t, m in sent if is_note_on(m) and t > storm.beat(4)]
+    assert ons and storm.beat(13) - 1e-6 <= ons[0] < storm.beat(14)
+    twelfths = [(t - storm.beat0) / STORM_SPB * 12 for t in ons]
+    assert all(abs(x - round(x)) < 1e-6 for x in twelfths)    # on the sender's grid
+    assert "error" not in daemon.counters.by_reason
+    assert "stray pulses dropped" in daemon.status_text()
+
+
+def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(model):
+    """The player's phrase on beats 16-18 is still waiting for its beat of silence when
+    the DAW starts again from 0: that phrase is gone with the old grid, and the call
+    played after a 4-beat count-in is heard by the model and answered on beat 13."""
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    pulse, t0 = STORM_SPB / PPQN, 0.1
+    restart = t0 + 19 * STORM_SPB                          # a Start just before beat 19's pulse
+    sends = [(t0 - 0.002, b"\xfa"), (restart - 0.002, b"\xfa")]
+    sends += [(t0 + k * pulse, b"\xf8") for k in range(40 * PPQN)]
+    sends += [(t0 + 0.003, bytes([0x90, n, 80])) for n in COUNT_IN]   # the left hand, held
+    for b, p in zip((16, 17, 18), STORM_CALL, strict=False):
+        sends += [(t0 + b * STORM_SPB + 0.003, bytes([0x90, p, 100])),
+                  (t0 + (b + 0.8) * STORM_SPB, bytes([0x80, p, 0]))]
+    for i, p in enumerate(STORM_CALL):
+        sends += [(restart + (4 + i) * STORM_SPB + 0.003, bytes([0x90, p, 100])),
+                  (restart + (4 + i + 0.8) * STORM_SPB, bytes([0x80, p, 0]))]
+    sends.sort(key=lambda s: s[0])
+    drive(daemon, [s for s in sends if s[0] < restart + 4 * STORM_SPB], restart + 4 * STORM_SPB - 0.01)
+    heard = daemon.engine.stats.heard_values
+    sent = drive(daemon, [s for s in sends if s[0] >= restart + 4 * STORM_SPB], restart + 14 * STORM_SPB)
+    assert daemon.engine.answers[-1] == (13, 21)
+    assert daemon.engine.stats.heard_values - heard >= len(STORM_CALL)   # the model heard the call
+    ons = [t for t, m in sent if is_note_on(m)]
+    assert ons and restart + 13 * STORM_SPB - 1e-6 <= ons[0] < restart + 14 * STORM_SPB
+
+
+def test_a_broken_clock_input_is_reported_in_status_and_the_log(model, caplog):
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    sent = []
+    notifier = Notifier(environ={})
+    notifier.status = lambda text: sent.append(text) or True
+    daemon = Daemon(cfg, notifier=notifier)
+    daemon.start(now=0.0, ports=Wire())
+    pulse = STORM_SPB / PPQN
+    sends = [(k * pulse, b"\xf8") for k in range(4 * PPQN) if k != 60]       # pulse 60 lost
+    sends += [((k + 0.5) * pulse, b"\xf8") for k in (30, 70, 80)]            # three strays
+    drive(daemon, sorted(sends), 4 * PPQN * pulse)
+    with caplog.at_level(logging.WARNING, logger="jazzd"):
+        daemon._report()
+        daemon._report()  # nothing new: nothing said
+    assert caplog.text.count("the MIDI clock input looks broken: 3 stray pulses dropped, 1 lost so far") == 1
+    assert sent[-1].endswith("dropped 0, clock: 3 stray pulses dropped, 1 lost")
+
+
+def test_a_storm_of_transport_bytes_is_a_few_log_lines(model, caplog):
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    rng = np.random.default_rng(3)
+    storm = [(0.1 + i * 0.002, bytes([int(rng.choice([0xFA, 0xFB, 0xFC]))])) for i in range(500)]
+    with caplog.at_level(logging.INFO, logger="jazzd"):
+        drive(daemon, storm, 1.2)           # 500 in 1 s: one line
+        drive(daemon, [(1.3, b"\xfa"), (3.0, b"\xfc")], 3.1)
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("transport")]
+    assert len(lines) == 3 and lines[0].startswith("transport ") and "more" not in lines[0]
+    assert lines[1].startswith("transport start at beat 0 (") and "more transport changes since the last line" in lines[1]
+    assert lines[2] == "transport stop at beat 0"

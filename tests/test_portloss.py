@@ -87,7 +87,7 @@ def test_a_lost_keyboard_releases_its_keys_and_is_reconnected_by_name(jack_serve
     ons = note_ons(got)
     assert [t for t in ons if t > 0.3 + 7 * SPB], "the returned keyboard's call was not answered"
     assert s.stop() == 0
-    assert "MIDI input kbd:out disappeared" in s.proc.stderr.read()
+    assert "MIDI input kbd:out disappeared" in s.stderr()
 
 
 def test_a_lost_synth_is_reconnected_by_name_and_played_again(jack_server, session):
@@ -150,9 +150,9 @@ def test_jazzd_survives_a_jack_server_restart_and_reopens_its_ports(tmp_path, mo
         got = collect(s.rec, 9.0, s.kbd, call_messages())
         if not note_ons(got):
             s.stop()
-            pytest.fail("no answer on the restarted server: " + s.proc.stderr.read()[-3000:])
+            pytest.fail("no answer on the restarted server: " + s.stderr()[-3000:])
         assert s.stop() == 0
-        stderr = s.proc.stderr.read()
+        stderr = s.stderr()
         assert "the JACK server stopped" in stderr and "the JACK server is back" in stderr
     finally:
         if s is not None:

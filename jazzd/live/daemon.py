@@ -26,8 +26,6 @@ from jazzd.live import midi
 from jazzd.live.clock import (
     InternalClock,
     MidiClockFollower,
-    TransportContinue,
-    TransportStart,
     TransportStop,
 )
 from jazzd.live.config import Config, load_config
@@ -50,6 +48,7 @@ SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
 START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
+TRANSPORT_LOG_S = 1.0   # transport changes reach the log at most this often
 
 
 @dataclass
@@ -101,7 +100,8 @@ class Daemon:
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
         self._next_report = 0.0
-        self._reported = (0, 0, 0)  # (dropped, unsent, queue full) as last reported
+        self._transport_logged, self._transport_changes = -math.inf, 0  # see `_system`
+        self._reported = (0, 0, 0, 0)  # (dropped, unsent, queue full, clock faults) as last reported
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
 
@@ -162,9 +162,21 @@ class Daemon:
 
     def status_text(self) -> str:
         ports = "" if self.port_state == "ok" else f", {self.port_state}"
+        clock = f", clock: {faults}" if (faults := self._clock_faults()) else ""
         return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
                 f"temperature {self.engine.settings.temperature:.1f}{ports}, "
-                f"{self.counters.drops_text()}")
+                f"{self.counters.drops_text()}{clock}")
+
+    def _clock_faults(self) -> str:
+        """"812 stray pulses dropped, 3 lost" once the MIDI clock followed has had pulses
+        that were no pulses of it (a second clock master, a bad cable) or gaps where
+        pulses were lost; "" otherwise."""
+        if self.follower is None:
+            return ""
+        flt = self.follower.filter
+        dropped = sum(flt.dropped.values())
+        return ", ".join(([f"{dropped} stray pulses dropped"] if dropped else [])
+                         + ([f"{flt.lost} lost"] if flt.lost else []))
 
     # --- the loop ---------------------------------------------------------------------------
     def run(self) -> int:
@@ -290,7 +302,9 @@ class Daemon:
     def _report(self) -> None:
         """New drops since the last report go to STATUS and, once, to the log."""
         c = self.counters
-        counts = (c.dropped, c.unsent, self.schedule.dropped)
+        flt = self.follower.filter if self.follower is not None else None
+        clock = sum(flt.dropped.values()) + flt.lost if flt is not None else 0
+        counts = (c.dropped, c.unsent, self.schedule.dropped, clock)
         if counts == self._reported:
             return
         new = [a - b for a, b in zip(counts, self._reported, strict=True)]
@@ -302,6 +316,8 @@ class Daemon:
         if new[2]:
             log.warning("the output queue is full (%d events): dropped %d notes",
                         self.schedule.limit, new[2])
+        if new[3] > 0:  # (a tempo change can take back strays that were its first pulses)
+            log.warning("the MIDI clock input looks broken: %s so far", self._clock_faults())
         self.notifier.status(self.status_text())
 
     def _apply(self, plan: Plan) -> None:
@@ -340,10 +356,17 @@ class Daemon:
         for ev in self.follower.feed(now, data):
             if isinstance(ev, Tick):
                 self._apply(self.engine.tick(ev))
-            elif isinstance(ev, TransportStop):
+                continue
+            if isinstance(ev, TransportStop):
                 self.silence(now)
-            elif isinstance(ev, TransportStart | TransportContinue):
-                log.info("transport %s at beat %g", type(ev).__name__[9:].lower(), ev.beat)
+            # A line for each transport change, but not for a storm of them: after one,
+            # the others of the next second are only counted in the next line.
+            self._transport_changes += 1
+            if now >= self._transport_logged + TRANSPORT_LOG_S:
+                more = self._transport_changes - 1
+                log.info("transport %s at beat %g%s", type(ev).__name__[9:].lower(), ev.beat,
+                         f" ({more} more transport changes since the last line)" if more else "")
+                self._transport_logged, self._transport_changes = now, 0
 
     def _control(self, channel: int, number: int, value: int, now: float) -> None:
         c = self.cfg.control

@@ -155,9 +155,22 @@ class Engine:
         return self._merge(plan, self._update(event.t))
 
     def tick(self, tick: Tick) -> Plan:
-        """A beat begins: follow its time and tempo, then hear and plan."""
+        """A beat begins: follow its time and tempo, then hear and plan.
+
+        A beat that is not the next one (the transport started again at 0, or moved to
+        a song position) begins a new timeline.  What was heard and planned on the old
+        one means nothing on it: what sounds is cut, and the call in progress, the
+        player's line and the model's place in it start afresh.  (Kept, a phrase from
+        before a Start held the call's start, so the next call was measured from it and
+        ignored, and the model's place stayed ahead of the new call, so it heard none
+        of it.)"""
+        plan = Plan([])
+        if self._tick is not None and tick.beat != self._tick.beat + 1:
+            plan = self._cut(tick.t)
+            self._call_start = self._cursor = self._last_bar = None
+            self.listener.reset()
         self._tick = tick
-        return self._update(tick.t)
+        return self._merge(plan, self._update(tick.t))
 
     def wake(self, t: float) -> Plan:
         """The time the engine asked to be woken at has come."""
