@@ -15,6 +15,7 @@ import pytest
 from jazzd.live.midi import parse
 from jazzd.play.events import NoteOff, NoteOn
 
+from .jackserver import die_with_parent
 from .tinymodel import make_bundle
 
 TEMPO = 120.0
@@ -39,7 +40,8 @@ class Session:
         # fills at 64 kB, and then jazzd (and rtmidi's JACK thread) block writing to it.
         self.stderr_path = tmp_path / "jazzd.stderr"
         with open(self.stderr_path, "w") as err:
-            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+            self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True,
+                                         preexec_fn=die_with_parent)
         self.messages: list[str] = []
         self.wait_for("READY=1", 15.0)
         self.ready_line = self.proc.stdout.readline()
