@@ -485,8 +485,9 @@ def test_active_sensing_and_bad_times_are_ignored():
 def test_tuples_and_lists_are_messages_too():
     f = MidiClockFollower()
     assert f.feed(0.0, (0xFA,)) == [TransportStart(0.0)]
-    assert f.feed(0.01, [0xF8]) == [Tick(0.01, 0, 120.0)]
-    assert f.feed(0.02, bytearray(b"\xfc")) == [TransportStop(0.02, 1 / PPQN)]
+    ticks = [ev for k in range(8) for ev in f.feed(0.01 + k * 0.02, [0xF8] if k % 2 else (0xF8,))]
+    assert ticks == [Tick(pytest.approx(0.01), 0, pytest.approx(125))]
+    assert f.feed(0.2, bytearray(b"\xfc")) == [TransportStop(0.2, 8 / PPQN)]
 
 
 message_bytes = st.sampled_from([0xF8, 0xF8, 0xF8, 0xFA, 0xFB, 0xFC, 0xF2, 0xFE, 0xFF, 0x90,
@@ -538,12 +539,27 @@ def test_following_our_own_clock_out_gives_our_beats():
     assert all(tk.tempo == pytest.approx(137, abs=1e-6) for tk in ticks)
 
 
-def test_pulses_that_arrive_together_at_start_up_all_count():
-    """The first pulses a follower hears, two of them read in one poll (the sender or
-    jazzd held up for a pulse): both count, so the beat is not a pulse late for good."""
-    times = clock_times(150, 4 * PPQN, seed=0, t0=1.0, jitter=0)
-    times[2] = times[3]                      # pulse 2 delivered with pulse 3
+@pytest.mark.parametrize(("late", "lost"), [({2: 3}, ()), ({}, (3,)), ({}, (0,)), ({0: 1, 4: 5}, (2,))])
+def test_a_clock_that_starts_with_start_keeps_its_first_pulses(late, lost):
+    """A clock that starts with Start: the first pulses are numbered blind, then by time
+    once the line has them, so one held up until the next (a poll found both) or lost
+    (even the very first) does not make every beat a pulse late; beat 0 ticks once the
+    line knows where it was (at the 7th pulse), at its own time."""
+    times = clock_times(150, 4 * PPQN, seed=0, t0=1.0, jitter=0)   # 1/60 s a pulse
+    arrivals = [times[late.get(k, k)] for k in range(len(times)) if k not in lost]
     f = MidiClockFollower()
     f.feed(1.0 - 0.001, FA)
-    ticks = play(f, times)
+    ticks = []
+    for k, t in enumerate(arrivals):
+        ticks += f.feed(t, F8)
+        if k < 6:
+            assert ticks == []
     assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(b, round(1.0 + b * 0.4, 9)) for b in range(4)]
+    assert f.filter.lost == len(lost) + len(late)
+
+
+def test_a_clock_that_starts_well_after_start_starts_with_its_first_pulse():
+    f = MidiClockFollower()
+    f.feed(1.0, FA)
+    ticks = play(f, clock_times(120, 2 * PPQN, seed=0, t0=1.2, jitter=0))
+    assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(0, 1.2), (1, 1.7)]

@@ -347,23 +347,25 @@ def clock_storm(seed: int, n: int = 20_000, until_beat: int = 18) -> ClockStorm:
     return scenario
 
 
-def drive(daemon: Daemon, sends: list[tuple[float, bytes]], until: float, turn_s: float = 0.05):
-    """Run the daemon's loop on a fake clock from 0 to `until`: each message arrives at its
-    time (those within one poll period of 1 ms arrive together, as from a port), and the
-    loop turns then, at the schedule's deadlines and at least every `turn_s` (a wake-up
-    the engine asks for is honoured at the next turn: with a clock running, the next
-    pulse).  Returns (time, message) of what it sent."""
-    wire, clock = daemon.ports, [0.0]
+def drive(daemon: Daemon, sends: list[tuple[float, bytes]], until: float, start: float = 0.0,
+          turn_s: float = 0.05) -> list[tuple[float, bytes]]:
+    """Run the daemon's loop on a fake clock from `start` to `until`: it turns at the
+    schedule's deadlines, at least every `turn_s` (so a wake-up the engine asks for comes
+    then, or with the next pulse), and when input has arrived, at most once a millisecond
+    (its poll period): what arrived since the last poll is handled together, at the
+    poll's time.  Returns (time, message) of what it sent."""
+    wire, clock = daemon.ports, [start]
     daemon.monotonic = lambda: clock[0]
-    sent, i, now = [], 0, 0.0
+    sent, i, now, polled = [], 0, start, -math.inf
     while now < until:
         due = daemon.schedule.next_time()
-        nxt = min(sends[i][0] if i < len(sends) else math.inf, now + turn_s,
-                  due if due is not None else math.inf)
+        nxt = min(max(sends[i][0], polled + 0.001) if i < len(sends) else math.inf,
+                  now + turn_s, due if due is not None else math.inf)
         now = max(now, nxt)
-        while i < len(sends) and sends[i][0] <= now + 0.001 and (sends[i][0] <= now or len(wire.inbox)):
+        while i < len(sends) and sends[i][0] <= now:
             wire.inbox.append(sends[i][1])
             i += 1
+            polled = now
         clock[0] = now
         before = len(wire.out)
         daemon.step(now)
@@ -411,7 +413,8 @@ def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(
     sends.sort(key=lambda s: s[0])
     drive(daemon, [s for s in sends if s[0] < restart + 4 * STORM_SPB], restart + 4 * STORM_SPB - 0.01)
     heard = daemon.engine.stats.heard_values
-    sent = drive(daemon, [s for s in sends if s[0] >= restart + 4 * STORM_SPB], restart + 14 * STORM_SPB)
+    sent = drive(daemon, [s for s in sends if s[0] >= restart + 4 * STORM_SPB], restart + 14 * STORM_SPB,
+                 start=restart + 4 * STORM_SPB - 0.01)
     assert daemon.engine.answers[-1] == (13, 21)
     assert daemon.engine.stats.heard_values - heard >= len(STORM_CALL)   # the model heard the call
     ons = [t for t, m in sent if is_note_on(m)]
@@ -444,7 +447,7 @@ def test_a_storm_of_transport_bytes_is_a_few_log_lines(model, caplog):
     storm = [(0.1 + i * 0.002, bytes([int(rng.choice([0xFA, 0xFB, 0xFC]))])) for i in range(500)]
     with caplog.at_level(logging.INFO, logger="jazzd"):
         drive(daemon, storm, 1.2)           # 500 in 1 s: one line
-        drive(daemon, [(1.3, b"\xfa"), (3.0, b"\xfc")], 3.1)
+        drive(daemon, [(1.3, b"\xfa"), (3.0, b"\xfc")], 3.1, start=1.2)
     lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("transport")]
     assert len(lines) == 3 and lines[0].startswith("transport ") and "more" not in lines[0]
     assert lines[1].startswith("transport start at beat 0 (") and "more transport changes since the last line" in lines[1]

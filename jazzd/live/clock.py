@@ -21,6 +21,7 @@ of 16th notes (6 clocks each).  Active Sensing 0xFE is not clock and is ignored 
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -285,8 +286,8 @@ class TempoFilter:
     nearer to it); anywhere else as "stray".  So a lost, doubled or stray pulse never
     moves the count, and one arrival's jitter moves the line by a fraction of itself.
     Before that (and after a gap over `MAX_PULSE_GAP_S`, which restarts the line at that
-    pulse) every arrival counts; of two that come together (a poll that found both),
-    the time is the later one's.
+    pulse) every later arrival counts, and when the 7th comes they are numbered again by
+    time (`_settle`), so a pulse lost among them, or held up until the next, counts too.
 
     A new tempo is a regular clock of its own: when the last `TRAIN` (7) arrivals lie on
     a line of their own (each within the tolerance) and the line could not place
@@ -349,15 +350,11 @@ class TempoFilter:
             self._recent.clear()
             self._count(1, t, 0.0)
             return None
-        if len(line) < FIRST_JUDGED:
-            if t <= line[-1][1]:
-                # It came with the last one (a poll found both): it counts, and the time
-                # they came at is the later one's (the first was held up).
-                self.count += 1
-                line[-1] = (self.count, line[-1][1])
-                self._fit()
-                return None
-            self._count(1, t, 0.0)
+        if not self.settled:
+            if t > line[-1][1]:  # (one that came with the last is numbered at `_settle`)
+                self._count(1, t, 0.0)
+                if self.settled:
+                    self._settle()
             return None
         x = (t - self.time_of(self.count)) / self._slope
         n = round(x)
@@ -380,6 +377,39 @@ class TempoFilter:
             self.lost += n - 1
         self._count(n, t, error)
         return None
+
+    @property
+    def first(self) -> tuple[int, float]:
+        """(number, arrival) of the oldest pulse the line is fitted to."""
+        return self._line[0]
+
+    @property
+    def settled(self) -> bool:
+        """Whether the line has enough pulses to number arrivals by (see `_settle`)."""
+        return len(self._line) >= FIRST_JUDGED
+
+    def _settle(self) -> None:
+        """The first pulses, counted blind, numbered again by time, in periods of the
+        median of their intervals: a pulse lost among them leaves a gap of two (counted
+        as lost, as are pulses that came with another: a poll found both, at the later
+        one's time), and of two arrivals for one slot the nearer stays."""
+        line = list(self._line)
+        period = sorted(b[1] - a[1] for a, b in itertools.pairwise(line))[(len(line) - 1) // 2]
+        k0, t0 = line[0]
+        slots: dict[int, tuple[float, float]] = {}  # pulse -> (distance from its slot, time)
+        for _, t in line:
+            x = (t - t0) / period
+            k = k0 + round(x)
+            slots[k] = min(slots.get(k, (1.0, t)), (abs(x - round(x)), t))
+        count = max(slots)
+        if count > self.count:
+            self.lost += count - self.count
+        elif count < self.count:
+            self.dropped["stray"] = self.dropped.get("stray", 0) + self.count - count
+        self.count = count
+        self._line.clear()
+        self._line.extend((k, t) for k, (_, t) in sorted(slots.items()))
+        self._fit()
 
     def _count(self, n: int, t: float, error: float) -> None:
         self.count += n
@@ -486,12 +516,14 @@ class MidiClockFollower(BaseClock):
     from the Song Position Pointer) is pulse number `anchor + p` of the line, and beat b
     makes `Tick(time_of(anchor + 24 b), b, tempo)` as soon as that pulse (or a later one)
     is counted: its time is the line's, not one arrival's, so jitter does not move beats.
-    Start, Continue and Song Position re-anchor completely: the first pulse counted after
-    them is the song position they name (pulses the line says were lost after them count).
-    A Continue from mid-beat therefore ticks at the next whole beat.  Pulses while
-    stopped only feed the line.  Start always restarts at position 0; Continue while
-    running and Stop while stopped change nothing.  Active sensing is ignored silently;
-    malformed or unknown messages are ignored and counted in `ignored`.  Never raises.
+    Start, Continue and Song Position re-anchor completely: the first pulse after them is
+    the song position they name (pulses the line says were lost after them count; on a
+    clock that starts with them, beat 0 ticks when the line is settled, at the 7th
+    pulse, with its own time).  A Continue from mid-beat ticks at the next whole beat.
+    Pulses while stopped only feed the line.  Start always restarts at position 0;
+    Continue while running and Stop while stopped change nothing.  Active sensing is
+    ignored silently; malformed or unknown messages are ignored and counted in
+    `ignored`.  Never raises.
     """
 
     def __init__(self, beats_per_bar: int = 4, tempo: float = 120.0):
@@ -555,16 +587,27 @@ class MidiClockFollower(BaseClock):
 
     def _clock(self, t: float) -> list[Tick]:
         flt = self.filter
-        before = flt.count
         if not flt.observe(t) or not self.running:
             return []
         if self._anchor is None:
-            # The first pulse after the transport message: slots the line says were lost
-            # after it count, ones before it do not.
-            first = before + 1
-            while first < flt.count and flt.time_of(first) < self._since - SLOT_TOLERANCE * flt.period:
-                first += 1
-            self._anchor = min(first, flt.count) - self._next_pulse
+            if not flt.settled:  # (the first pulses of a clock: its beats wait for the line)
+                return []
+            # Song position `_next_pulse` is the first pulse after the transport message
+            # (conventions §3.2: the master sends the first clock right after it).  On a
+            # clock that ran before the message, that is the line's first slot after it:
+            # a pulse lost after the message still counts.  A clock that starts after it
+            # starts with its first pulse heard, or the one before if that came a period
+            # after the message (the first pulse was lost).
+            since = self._since - SLOT_TOLERANCE * flt.period
+            first, first_t = flt.first
+            if first_t <= since:
+                first = flt.count
+                while flt.count - first < 4 * PPQN and flt.time_of(first - 1) >= since:
+                    first -= 1
+            elif abs((flt.time_of(first) - self._since) / flt.period - 1.0) <= SLOT_TOLERANCE:
+                first -= 1
+                flt.lost += 1
+            self._anchor = first - self._next_pulse
         ticks = []
         while True:
             pulse = self._anchor + self._next_beat * PPQN
