@@ -377,6 +377,7 @@ class MidiPorts:
     server_inode: int | None = None
     offline: bool = False  # the MIDI system went away; `check` reopens when it is back
     _server_seen: float | None = field(default=None, repr=False)
+    _last_send: float = field(default=-math.inf, repr=False)  # monotonic; see close()
 
     def poll(self, max_messages: int = POLL_LIMIT) -> list[tuple[bytes, float]]:
         """Take up to `max_messages` waiting messages, oldest first, without blocking.
@@ -495,7 +496,7 @@ class MidiPorts:
             # rtmidi queues JACK output for the server's next periods; a port closed at
             # once loses what is still queued.  Seen: `jazzd panic` on a loaded machine
             # delivered 1,549 of its 2,048 note offs.  Stay until the server has had time.
-            wait = getattr(self, "_last_send", -math.inf) + JACK_DRAIN_S - time.monotonic()
+            wait = self._last_send + JACK_DRAIN_S - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
         clients, self._in, self._out = (self._in, self._out), None, None
