@@ -215,7 +215,9 @@ def test_pitches_are_drawn_as_the_table_says():
     n = 6000
     got = Counter(decode_value(value, NO_CHORD, 60, (40, 90), rng, chooser)[0] for _ in range(n))
     assert set(got) <= set(range(62, 69))
-    want = chooser.probabilities("X", 5)[MAX_OFFSET - 3:MAX_OFFSET + 4]
+    # P(offset | X, a fourth) times P(interval | X), over the window's seven pitches
+    want = (chooser.probabilities("X", 5)[MAX_OFFSET - 3:MAX_OFFSET + 4]
+            * chooser.interval_probabilities("X")[MAX_STEP + MAX_OFFSET + np.arange(2, 9)])
     want = want / want.sum()
     sigma = np.sqrt(want * (1 - want) / n)
     share = np.array([got[p] for p in range(62, 69)]) / n
