@@ -4,9 +4,9 @@ learned from real solos and stored in the bundle.  numpy only; any thread.
 A value (`jazzd.music.grammar`) names a TYPE and an interval window, the interval from
 the previous note plus and minus a minor third.  The window is centred on the interval
 actually played: of the 138,834 windowed notes of the shipped model's 369 training
-solos, every one sits exactly on its window's centre, and 97% still do after the
+solos, every one sits exactly on its window's centre, and 95.5% still do after the
 model's 1,000-value vocabulary maps the rare values to their nearest (the rest land
-mostly one or two semitones off).  Decoding uniformly inside the window threw that away
+mostly a semitone or two off, or on a value without a window).  Decoding uniformly inside the window threw that away
 (mean |interval| 3.1 generated against 2.7 real).  The tables keep it:
 
 - `pitch_window` (4, 25, 13): notes per TYPE (C, S, A, X), window centre (-12..12
@@ -162,9 +162,9 @@ class PitchChooser:
 
         With a step, a pitch weighs P(its offset from the centre | TYPE, window) times
         P(its interval | TYPE): the centre, when it is in the pool, wins as the first
-        says (97%); when it is not (the model does not know the absolute pitch, so its
-        TYPE and interval disagree for about half the windowed values it samples), the
-        second prefers the smaller steps real players take (over the validation solos'
+        says (96% of the counted notes sit on it); when it is not (the model does not
+        know the absolute pitch, so its TYPE and interval disagree for about half the
+        windowed values it samples), the second prefers the smaller steps real players take (over the validation solos'
         changes, seeds 0 and 100: mean |interval| 2.96 and 3.02 with the first alone,
         2.92 and 2.91 with both; 2.69 real).  Without a step (a bar's first note) the
         previous pitch is repeated with exactly the table's probability of a repeat and
