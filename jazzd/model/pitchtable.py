@@ -6,8 +6,9 @@ the previous note plus and minus a minor third.  The window is centred on the in
 actually played: of the 138,834 windowed notes of the shipped model's 369 training
 solos, every one sits exactly on its window's centre, and 95.5% still do after the
 model's 1,000-value vocabulary maps the rare values to their nearest (the rest land
-mostly a semitone or two off, or on a value without a window).  Decoding uniformly inside the window threw that away
-(mean |interval| 3.1 generated against 2.7 real).  The tables keep it:
+mostly a semitone or two off, or on a value without a window).  Decoding uniformly
+inside the window threw that away (mean |interval| 3.1 generated against 2.7 real).
+The tables keep it:
 
 - `pitch_window` (4, 25, 13): notes per TYPE (C, S, A, X), window centre (-12..12
   semitones, the vocabulary's span) and real interval minus that centre (-6..6), counted
