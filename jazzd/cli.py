@@ -58,6 +58,15 @@ def _cmd_train(args) -> int:
     return 0
 
 
+def _cmd_pitch_tables(args) -> int:
+    from jazzd.training.pitchtables import add_to_bundle
+
+    done = add_to_bundle(args.corpus, args.model, args.output)
+    print(f"wrote {done['bundle']}: pitch tables from {done['notes']} notes of its {done['pieces']} "
+          f"training solos; weights unchanged (sha256 {done['weights_sha256'][:16]}...)")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     import numpy as np
 
@@ -257,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="none", choices=["none", "mirrored", "multiworker"],
                    help="tf.distribute strategy (multiworker reads TF_CONFIG)")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser("pitch-tables", help="add the pitch chooser's tables to a trained bundle, counted "
+                                            "from its training solos; the weights stay as they are")
+    p.add_argument("corpus", metavar="CORPUS", help="corpus file from `jazzd ingest` holding the bundle's "
+                                                    "training solos")
+    p.add_argument("model", metavar="BUNDLE", help="bundle to add the tables to (rewritten in place "
+                                                   "unless -o is given)")
+    p.add_argument("-o", "--output", metavar="OUT", help="write the bundle with tables here instead")
+    p.set_defaults(func=_cmd_pitch_tables)
 
     p = sub.add_parser("generate", help="improvise a solo over chords into a MIDI file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mid")

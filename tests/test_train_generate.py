@@ -69,6 +69,8 @@ def test_default_training_writes_bundle_baseline_config_and_curves(small_model):
     assert set(training["train_pieces"]).isdisjoint(training["validation_pieces"])
     assert len(training["validation_pieces"]) == 4  # 10% of 40, split by piece
     assert training["metrics"]["validation"]["tokens"] > 0
+    # the decoder's pitch tables, counted from the training solos only
+    assert bundle.tables and bundle.manifest["pitch_tables"]["pieces"] == len(training["train_pieces"])
     for suffix in (".trigram.npz", ".config.json", ".curves.png"):
         assert (small_model / f"m{suffix}").exists()
 

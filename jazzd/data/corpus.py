@@ -24,6 +24,8 @@ from jazzd.music.vocab import Vocabulary
 FORMAT = "jazzd-corpus"
 VERSION = 1
 ARRAYS = ("tokens", "offsets", "onsets", "chords", "positions")
+# Optional, parallel to `tokens` (corpora ingested before they existed lack them).
+NOTE_ARRAYS = ("pitches", "reach")
 
 
 @dataclass
@@ -33,7 +35,10 @@ class Corpus:
     `tokens` holds every piece end to end; piece i is tokens[offsets[i]:offsets[i+1]].
     `onsets` (quarter notes from the piece's start), `chords` (index into
     `chord_table`) and `positions` (position class, `jazzd.music.features`) run parallel to
-    `tokens`.
+    `tokens`; so do, when the corpus has them, `pitches` (the MIDI pitch played, -1 for a
+    rest) and `reach` (`jazzd.music.grammar.type_reach` of the token's chord): what the
+    pitch tables (`jazzd.model.pitchtable`) are counted from, since a value holds the
+    pitch only relative to the previous note.
     """
 
     vocab: Vocabulary
@@ -46,6 +51,8 @@ class Corpus:
     positions: np.ndarray
     stats: dict = field(default_factory=dict)
     meta: dict = field(default_factory=dict)
+    pitches: np.ndarray | None = None
+    reach: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -65,9 +72,10 @@ class Corpus:
         }
         blob = np.frombuffer(json.dumps(manifest).encode(), dtype=np.uint8)
         path.parent.mkdir(parents=True, exist_ok=True)
+        notes = {k: getattr(self, k) for k in NOTE_ARRAYS if getattr(self, k) is not None}
         with open(path, "wb") as f:
             np.savez_compressed(f, manifest=blob, tokens=self.tokens, offsets=self.offsets,
-                                onsets=self.onsets, chords=self.chords, positions=self.positions)
+                                onsets=self.onsets, chords=self.chords, positions=self.positions, **notes)
         return path
 
     @classmethod
@@ -76,7 +84,7 @@ class Corpus:
         try:
             with np.load(path, allow_pickle=False) as z:
                 manifest = json.loads(bytes(z["manifest"]).decode())
-                arrays = {k: z[k] for k in ARRAYS}
+                arrays = {k: z[k] for k in ARRAYS + NOTE_ARRAYS if k in ARRAYS or k in z.files}
         except FileNotFoundError:
             raise InputError(f"{path}: no such corpus file; make one with `jazzd ingest`") from None
         except (OSError, ValueError, KeyError, zipfile.BadZipFile, json.JSONDecodeError) as err:
@@ -91,10 +99,12 @@ class Corpus:
         if (len(offsets) != len(manifest["names"]) + 1 or offsets[-1] != len(tokens)
                 or (len(tokens) and (tokens.min() < 0 or tokens.max() >= len(vocab)))):
             raise InputError(f"{path}: token arrays do not fit the manifest; ingest the sources again")
-        if any(len(arrays[k]) != len(tokens) for k in ("onsets", "chords", "positions")):
+        if any(len(arrays[k]) != len(tokens) for k in ("onsets", "chords", "positions", *NOTE_ARRAYS)
+               if k in arrays):
             raise InputError(f"{path}: per-token arrays differ in length; ingest the sources again")
         return cls(vocab, tokens, offsets, manifest["names"], arrays["onsets"], arrays["chords"],
-                   manifest["chord_table"], arrays["positions"], manifest["stats"], manifest["meta"])
+                   manifest["chord_table"], arrays["positions"], manifest["stats"], manifest["meta"],
+                   arrays.get("pitches"), arrays.get("reach"))
 
     def chord_classes(self) -> np.ndarray:
         """The chord class (`jazzd.music.features.CHORD_CLASSES`) of every token (computed once)."""
@@ -122,16 +132,23 @@ def chord_key(chord: Chord) -> tuple:
 
 def build(pieces_values: list[tuple[str, list[str], list[float], list[Chord]]],
           max_vocab: int | None = None, meta: dict | None = None) -> Corpus:
-    """A corpus from encoded pieces: (name, values, onsets, chords[, positions]) each;
-    chords are `Chord`s or their `chord_key` tuples."""
+    """A corpus from encoded pieces: (name, values, onsets, chords[, positions[, pitches,
+    reach]]) each; chords are `Chord`s or their `chord_key` tuples; pitches are MIDI
+    numbers or None for rests.  The corpus has `pitches` and `reach` when every piece
+    gives them."""
     counts = Counter(v for _, values, *_ in pieces_values for v in values)
     vocab = Vocabulary.from_counts(counts, max_vocab)
     chord_ids: dict[tuple, int] = {}
     chord_table: list[dict] = []
     tokens, onsets, chords, positions, offsets, names = [], [], [], [], [0], []
+    pitches, reach = [], []
+    with_notes = all(len(p) >= 7 for p in pieces_values)
     for name, values, piece_onsets, piece_chords, *rest in pieces_values:
         names.append(name)
         positions.extend(rest[0] if rest else [0] * len(values))
+        if with_notes:
+            pitches.extend(-1 if m is None else m for m in rest[1])
+            reach.extend(rest[2])
         tokens.extend(vocab.encode(values))
         onsets.extend(piece_onsets)
         for c in piece_chords:
@@ -152,4 +169,6 @@ def build(pieces_values: list[tuple[str, list[str], list[float], list[Chord]]],
     }
     return Corpus(vocab, np.asarray(tokens, np.int32), np.asarray(offsets, np.int64), names,
                   np.asarray(onsets, np.float32), np.asarray(chords, np.int32), chord_table,
-                  np.asarray(positions, np.uint8), stats, meta or {})
+                  np.asarray(positions, np.uint8), stats, meta or {},
+                  np.asarray(pitches, np.int16) if with_notes else None,
+                  np.asarray(reach, np.uint8) if with_notes else None)

@@ -19,7 +19,12 @@ Format (version 1).  A zip archive written by `numpy.savez`, one member per arra
   `lstm<l>_kernel` (in, 4h), `lstm<l>_recurrent` (h, 4h), `lstm<l>_bias` (4h,)
   `dense_kernel` (h_last, V), `dense_bias` (V,)
   where `in` is V ("onehot"), E ("embedding") or the previous layer's h, and the four
-  gate blocks of every 4h axis are in Keras order i, f, c (candidate), o.
+  gate blocks of every 4h axis are in Keras order i, f, c (candidate), o;
+- optionally, the decoder's pitch tables `pitch_window`, `pitch_open`, `pitch_reach`
+  (float32 counts, all three or none; `jazzd.model.pitchtable`), with where they came
+  from in the manifest's "pitch_tables".  They are listed in "arrays" and covered by
+  "sha256" like the weights.  A bundle without them decodes pitches uniformly inside
+  each value's window, exactly as bundles did before they existed.
 
 `cfg` ("model") is `{"input": "onehot"|"embedding", "vocab_size": V, "embed_dim": E,
 "features": [...], "feature_sizes": {...}, "layers": [h1, ...], "dropout": p,
@@ -40,12 +45,13 @@ import os
 import zipfile
 import zlib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
 from jazzd.errors import BundleError, JazzdError
+from jazzd.model.pitchtable import TABLE_SHAPES, PitchChooser, check_tables
 from jazzd.music.features import FEATURE_SIZES
 from jazzd.music.vocab import Vocabulary
 
@@ -61,17 +67,29 @@ _FIX = "retrain it or re-download it"
 
 @dataclass(frozen=True)
 class Bundle:
-    """A loaded bundle.  `arrays` are read-only float32 arrays; `cfg` is manifest["model"]."""
+    """A loaded bundle.  `arrays` are the weights, read-only float32 arrays; `cfg` is
+    manifest["model"]; `tables` the pitch tables ({} when the bundle has none)."""
 
     path: Path
     manifest: dict
     cfg: dict
     vocab: Vocabulary
     arrays: dict[str, np.ndarray]
+    tables: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def training(self) -> dict:
         return self.manifest.get("training", {})
+
+    def pitch_chooser(self) -> PitchChooser | None:
+        """The decoder's pitch chooser from the bundle's tables; None without them."""
+        return PitchChooser(self.tables, self.vocab.values) if self.tables else None
+
+
+def split_tables(arrays: Mapping[str, np.ndarray]) -> tuple[dict, dict]:
+    """(weights, pitch tables) of a bundle's arrays, by name."""
+    weights = {n: a for n, a in arrays.items() if n not in TABLE_SHAPES}
+    return weights, {n: a for n, a in arrays.items() if n in TABLE_SHAPES}
 
 
 # --- the model's shape ------------------------------------------------------------------
@@ -142,36 +160,46 @@ def arrays_sha256(arrays: Mapping[str, np.ndarray]) -> str:
 # --- writing ----------------------------------------------------------------------------
 
 def make_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
-                vocab: Vocabulary | Sequence[str], training: Mapping | None = None) -> Bundle:
+                vocab: Vocabulary | Sequence[str], training: Mapping | None = None,
+                tables: Mapping[str, np.ndarray] | None = None,
+                tables_info: Mapping | None = None) -> Bundle:
     """The bundle `save_bundle` would write to `path`, in memory (the trainer scores it
     before writing).  BundleError if the arrays, cfg and vocabulary do not fit together:
-    the same checks `load_bundle` makes."""
+    the same checks `load_bundle` makes.  `tables` are the optional pitch tables and
+    `tables_info` where they came from (manifest "pitch_tables")."""
     path = Path(path)
     vocab = vocab if isinstance(vocab, Vocabulary) else _checked_vocab(path, list(vocab))
     cfg = dict(cfg)
     out = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in arrays.items()}
+    extra = {name: np.ascontiguousarray(a, dtype=np.float32) for name, a in (tables or {}).items()}
     if MANIFEST in out:
         raise BundleError(f"{path}: {MANIFEST!r} is reserved for the manifest, not a weight name")
     _check_model(path, cfg, vocab, out)
+    _check_tables(path, extra)
+    every = {**out, **extra}
     manifest = {
         "format": FORMAT, "version": VERSION, "vocabulary": list(vocab.values), "model": cfg,
-        "arrays": {n: {"shape": list(a.shape), "dtype": "float32"} for n, a in sorted(out.items())},
-        "sha256": arrays_sha256(out), "training": dict(training or {}),
+        "arrays": {n: {"shape": list(a.shape), "dtype": "float32"} for n, a in sorted(every.items())},
+        "sha256": arrays_sha256(every), "training": dict(training or {}),
     }
-    return Bundle(path, manifest, cfg, vocab, out)
+    if extra:
+        manifest["pitch_tables"] = dict(tables_info or {})
+    return Bundle(path, manifest, cfg, vocab, out, extra)
 
 
 def save_bundle(path, arrays: Mapping[str, np.ndarray], cfg: Mapping,
-                vocab: Vocabulary | Sequence[str], training: Mapping | None = None) -> Path:
+                vocab: Vocabulary | Sequence[str], training: Mapping | None = None,
+                tables: Mapping[str, np.ndarray] | None = None,
+                tables_info: Mapping | None = None) -> Path:
     """Write a bundle atomically (temporary file + rename); checked as `make_bundle` says."""
-    bundle = make_bundle(path, arrays, cfg, vocab, training)
+    bundle = make_bundle(path, arrays, cfg, vocab, training, tables, tables_info)
     path = bundle.path
     text = json.dumps(bundle.manifest, indent=1, default=str)  # default: Paths etc. in "training"
     blob = np.frombuffer(text.encode("utf-8"), dtype=np.uint8)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         with open(tmp, "wb") as f:
-            np.savez(f, **{MANIFEST: blob}, **bundle.arrays)
+            np.savez(f, **{MANIFEST: blob}, **bundle.arrays, **bundle.tables)
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
@@ -197,7 +225,9 @@ def load_bundle(path) -> Bundle:
         raise BundleError(f"{path}: cannot be read ({_one_line(err)}); {_FIX}") from None
     cfg = manifest.get("model")
     vocab = _checked_vocab(path, manifest.get("vocabulary"))
-    _check_model(path, cfg, vocab, arrays)
+    weights, tables = split_tables(arrays)
+    _check_model(path, cfg, vocab, weights)
+    _check_tables(path, tables)
     listed = manifest.get("arrays")
     actual = {n: {"shape": list(a.shape), "dtype": a.dtype.name} for n, a in arrays.items()}
     if listed != actual:
@@ -213,7 +243,7 @@ def load_bundle(path) -> Bundle:
                           f"after saving); {_FIX}")
     for a in arrays.values():
         a.setflags(write=False)
-    return Bundle(path, manifest, dict(cfg), vocab, arrays)
+    return Bundle(path, manifest, dict(cfg), vocab, weights, tables)
 
 
 def _check_container(path: Path) -> None:
@@ -313,6 +343,12 @@ def _check_model(path: Path, cfg, vocab: Vocabulary, arrays: Mapping[str, np.nda
         if not np.isfinite(a).all():
             raise BundleError(f"{path}: array {name!r} holds NaN or Inf (a diverged training "
                               f"run?); {_FIX}")
+
+
+def _check_tables(path: Path, tables: Mapping[str, np.ndarray]) -> None:
+    problem = check_tables(tables)
+    if problem:
+        raise BundleError(f"{path}: {problem}; add them again with `jazzd pitch-tables`, or {_FIX}")
 
 
 def _is_text(head: bytes) -> bool:

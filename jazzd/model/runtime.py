@@ -98,6 +98,10 @@ class Runtime:
     # --- properties ---------------------------------------------------------------------
 
     @property
+    def bundle(self) -> Bundle:
+        return self._bundle
+
+    @property
     def vocab(self):
         return self._bundle.vocab
 

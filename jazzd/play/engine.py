@@ -8,7 +8,8 @@ same inputs, times and seed give the same output, live or offline.
 The engine keeps one timeline of values (the player's and its own) that it feeds to
 the LSTM in order.  At each beat tick (and at the wake-up times it asks for) it
 - hears the player's completed melody notes: quantised, encoded against the chord under
-  them, and teacher-forced into the model, with rests for the gaps;
+  them, and teacher-forced into the model, with rests for the gaps; with
+  `follow_register` its range moves to where the player plays (`jazzd.play.register`);
 - decides what to play (mode `call`: answer a finished call from the next beat;
   `duet`: play all the time over the chords it hears; `solo`: play over the
   progression with no input);
@@ -47,6 +48,7 @@ from jazzd.music.progression import DEFAULT_CHANGES, Progression, parse_progress
 from jazzd.music.timeline import keep_the_beat, rests
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.listener import Listener
+from jazzd.play.register import Register
 from jazzd.play.schedule import time_key
 from jazzd.play.settings import MODES, Settings
 from jazzd.play.soloist import Sampling, Soloist
@@ -83,6 +85,7 @@ class Engine:
                                self.settings.pitch_range)
         self.tracker = ChordTracker(self.settings.split, self.settings.chord_channel, progression)
         self.listener = Listener()
+        self.register = Register()          # the player's register, for follow_register
         self.stats = Stats()
         self._tick: Tick | None = None
         self._cursor: float | None = None   # beats: where the next value of the timeline starts
@@ -178,12 +181,14 @@ class Engine:
 
     def adopt_chords(self, other: Engine) -> None:
         """Take over another engine's chord tracker (keys held, last chord, pedal), keeping
-        this engine's split, chord channel and progression: for a model switch."""
+        this engine's split, chord channel and progression, and the player's register it
+        heard: for a model switch."""
         tracker = other.tracker
         tracker.split, tracker.chord_channel = self.tracker.split, self.tracker.chord_channel
         tracker.progression = self.tracker.progression
         self.tracker = tracker
         self._velocity = other._velocity
+        self.register = other.register
 
     def set_mode(self, mode: str, t: float) -> Plan:
         """Switch mode between beats; anything sounding is released, nothing hangs."""
@@ -254,6 +259,7 @@ class Engine:
                 continue
             self._hear_rest(onset)
             self._hear(note.pitch, onset, dur, note.chord)
+            self.register.hear(note.pitch)
 
     # --- planning ----------------------------------------------------------------------
     def _update(self, t: float) -> Plan:
@@ -315,7 +321,7 @@ class Engine:
         sampling = self.soloist.sampling  # settings may have changed since the last beat
         if (sampling.temperature, sampling.top_p) != (s.temperature, s.top_p):
             self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
-        self.soloist.pitch_range = s.pitch_range
+        self.soloist.pitch_range = self.register.range(s.pitch_range) if s.follow_register else s.pitch_range
         while self._cursor < min(horizon, end) - _EPS:
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)

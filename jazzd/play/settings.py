@@ -140,6 +140,7 @@ class Settings:
     density: float = setting("engine.density", Between(0, 1), 1.0)
     range_low: int = setting("engine.range_low", Between(0, 127), 55)
     range_high: int = setting("engine.range_high", Between(0, 127), 84)
+    follow_register: bool = setting("engine.follow_register", Flag(), True)
     lookahead: int = setting("engine.lookahead_beats", Between(1, 4), 1)
     velocity_humanize: int = setting("engine.velocity_humanize", Between(0, 30), 6)
     silence_beats: float = setting("call.silence_beats", Between(0.25, 8), 1.0)

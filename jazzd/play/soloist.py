@@ -4,6 +4,11 @@ numpy only; runs in whichever thread owns it (the engine's, or `jazzd generate`'
 never reads a clock or a global random state: time comes in as beat positions and all
 randomness from the injected `numpy.random.Generator`.  This is the one decoding path
 shared by `jazzd generate` and the live engine.
+
+With a bundle that has pitch tables (`jazzd.model.pitchtable`), the value's TYPE is
+sampled only among those the chord has (corrected for the model seeing just the chord's
+family) and its pitch is drawn as real players chose it; without, pitches are drawn
+uniformly inside the value's window, as before the tables existed.
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ class Soloist:
         self.prev_token = runtime.bos
         self.prev_midi: int | None = None
         self._names = tuple(runtime.cfg.get("features", ()))
+        self.chooser = runtime.bundle.pitch_chooser()  # None: the bundle has no pitch tables
 
     def reset(self) -> None:
         self.runtime.reset()
@@ -76,6 +82,8 @@ class Soloist:
     def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> str:
         """Sample the value that starts at `bar_pos` over `chord`, and commit to it."""
         probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        if self.chooser is not None and chord is not None:
+            probs = self.chooser.reweight(probs, chord)
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         self.prev_token = token
@@ -89,7 +97,8 @@ class Soloist:
     def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
         """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats)."""
         value = self.next_value(bar_pos, first_in_bar, chord)
-        midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng)
+        midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng,
+                                 self.chooser)
         if midi is not None:
             self.prev_midi = midi
         return value, midi, dur

@@ -246,6 +246,7 @@ def train(corpus_path, output, log=print, **options) -> dict:
     from jazzd.model.ngram import Trigram
     from jazzd.training import keras_model
     from jazzd.training.evaluate import evaluate_ids
+    from jazzd.training.pitchtables import REINGEST, estimate, has_pitches
 
     cfg = resolve_config(**options)
     corpus = Corpus.load(corpus_path)
@@ -339,6 +340,14 @@ def train(corpus_path, output, log=print, **options) -> dict:
         log(f"validation: NLL {metrics['validation']['nll']:.3f} nats/token, accuracy "
             f"{metrics['validation']['accuracy']:.3f}; trigram NLL "
             f"{metrics['validation']['baseline']['nll']:.3f}, accuracy {metrics['validation']['baseline']['accuracy']:.3f}")
+    tables = tables_info = None
+    if has_pitches(corpus):
+        tables, tables_info = estimate(corpus, train_ids, vocab)
+        tables_info["corpus"] = str(corpus_path)
+        log(f"pitch tables: counted from {tables_info['notes']} notes of the {len(train_ids)} training pieces")
+    else:
+        log(f"the corpus has no pitches: the bundle gets no pitch tables and decodes pitches uniformly; "
+            f"to add them, {REINGEST} and run `jazzd pitch-tables`")
     trigram_path = output.with_suffix(".trigram.npz")
     training = {"corpus": str(corpus_path), "corpus_meta": corpus.meta, "config": cfg,
                 "train_pieces": [corpus.names[i] for i in train_ids],
@@ -346,7 +355,7 @@ def train(corpus_path, output, log=print, **options) -> dict:
                 "baseline": trigram_path.name}
     output.parent.mkdir(parents=True, exist_ok=True)
     trigram.save(trigram_path)
-    save_bundle(output, arrays, model_cfg, vocab, training=training)
+    save_bundle(output, arrays, model_cfg, vocab, training=training, tables=tables, tables_info=tables_info)
     config_path = output.with_suffix(".config.json")
     config_path.write_text(json.dumps({"config": cfg, "model": model_cfg, "metrics": metrics,
                                        "history": history}, indent=2) + "\n")

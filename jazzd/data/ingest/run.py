@@ -14,6 +14,7 @@ from pathlib import Path
 from jazzd.data.corpus import Corpus, build, chord_key
 from jazzd.data.progress import Progress
 from jazzd.errors import InputError, JazzdError
+from jazzd.music.grammar import type_reach
 
 FORMATS = ("auto", "seed", "wjazzd", "midi")
 MIDI_SUFFIXES = (".mid", ".midi", ".smf", ".kar")
@@ -67,14 +68,21 @@ def read_source(path: Path, fmt: str):
 
 
 def read_piece(path: Path, fmt: str):
-    """Read and encode one source: (name, values, onsets, chords, positions).
-
-    Raises InputError."""
-    piece = read_source(path, fmt)
-    values, onsets, chords, positions = piece.encode_full()
-    if not values:
+    """Read and encode one source (`piece_record`).  Raises InputError."""
+    record = piece_record(read_source(path, fmt))
+    if not record[1]:
         raise InputError(f"{path}: no notes to ingest")
-    return piece.name, values, onsets, [chord_key(c) for c in chords], positions
+    return record
+
+
+def piece_record(piece):
+    """A `Piece` as `build` takes it: (name, values, onsets, chord keys, positions,
+    pitches, reach), pitches being MIDI numbers or None for rests and reach each chord's
+    `grammar.type_reach`."""
+    values, onsets, chords, positions = piece.encode_full()
+    pitches = [el.midi for bar in piece.bars for el in bar.elements]  # encode_full's order
+    return (piece.name, values, onsets, [chord_key(c) for c in chords], positions, pitches,
+            [type_reach(c) for c in chords])
 
 
 def _read_job(job):

@@ -1,0 +1,64 @@
+"""The player's register: where jazzd's range sits, learned from the notes it hears.
+
+Pure Python; the engine's thread.  Deterministic: it changes only with the notes heard.
+
+A fixed range (G3-C6 by default) keeps jazzd's lines in one place whoever plays with
+it: a player high on a trumpet part hears answers a fifth below, one in the tenor
+register answers above.  So the range follows the player: its centre is the mean and its
+half-width 2.5 standard deviations of the player's notes heard this session, both
+exponential averages over about the last `WINDOW` notes (32: four bars of eighths), so
+a register moves over phrases, not with every note.  Measured on the 369 training solos
+of the shipped model, each note against the range derived from the notes before it:
+99.0% of the players' notes fall inside it (95% lie within 2.0 standard deviations),
+and it is 26.5 semitones wide on average (the default range is 29), so it holds what
+the player plays and not much more.  The half-width is at least `MIN_HALF` (7
+semitones) so that a player who repeats one note still leaves room for a line.  The configured range
+(range_low, range_high) stays the hard bound: the followed range is moved, not cut,
+to fit inside it, and is the configured range whenever that is narrower.
+
+Until `WARM_UP` notes are heard (16, two bars of eighths) the configured range holds:
+from fewer notes a spread is off by more than a sixth (the relative standard error of
+a standard deviation from n notes is about 1 / sqrt(2(n - 1)): 27% at 8 notes, 18% at
+16).  Without any player notes (solo mode, before the first call) nothing changes.
+"""
+
+from __future__ import annotations
+
+import math
+
+WINDOW = 32     # notes: the averages' time constant
+WARM_UP = 16    # notes heard before the range moves
+SPREAD = 2.5    # half-width of the range in standard deviations of the player's notes
+MIN_HALF = 7    # semitones: the narrowest half-width
+
+
+class Register:
+    """The running mean and spread of the player's pitches."""
+
+    def __init__(self):
+        self.heard = 0
+        self.mean = 0.0
+        self.var = 0.0
+
+    def hear(self, midi: int) -> None:
+        """One note of the player's.  The first `WINDOW` notes are averaged equally (so
+        the first note does not weigh as much as the 32 before it), later ones
+        exponentially with weight 1 / WINDOW."""
+        self.heard += 1
+        weight = 1.0 / min(self.heard, WINDOW)
+        delta = midi - self.mean
+        self.mean += weight * delta
+        self.var = (1.0 - weight) * (self.var + weight * delta * delta)
+
+    def range(self, bounds: tuple[int, int]) -> tuple[int, int]:
+        """The range to play in, inside `bounds` (the configured range_low, range_high)."""
+        lo, hi = bounds
+        if self.heard < WARM_UP:
+            return bounds
+        half = max(SPREAD * math.sqrt(self.var), MIN_HALF)
+        if 2 * half >= hi - lo:
+            return bounds
+        a = round(self.mean - half)
+        b = a + round(2 * half)
+        shift = max(lo - a, 0) - max(b - hi, 0)  # move it inside the bounds, whole
+        return a + shift, b + shift

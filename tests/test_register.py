@@ -1,0 +1,65 @@
+"""The register that follows the player: the range it derives, and answers inside it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from jazzd.model.bundle import load_bundle
+from jazzd.model.runtime import Runtime
+from jazzd.play.engine import Engine, Settings
+from jazzd.play.events import NoteOff, NoteOn
+from jazzd.play.offline import ManualClock
+from jazzd.play.register import MIN_HALF, WARM_UP, Register
+
+from .tinymodel import make_bundle
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    return load_bundle(make_bundle(tmp_path_factory.mktemp("tiny") / "tiny.npz"))
+
+
+def test_the_range_follows_the_players_notes_within_the_hard_bounds():
+    bounds = (55, 84)
+    reg = Register()
+    assert reg.range(bounds) == bounds  # nothing heard: the configured range
+    line = [74, 77, 79, 76, 72, 74, 78, 81] * 6
+    for k, p in enumerate(line):
+        assert k >= WARM_UP or reg.range(bounds) == bounds
+        reg.hear(p)
+    lo, hi = reg.range(bounds)
+    mean, sd = np.mean(line), np.std(line)
+    assert lo == pytest.approx(mean - 2.5 * sd, abs=1.5) and hi == pytest.approx(mean + 2.5 * sd, abs=1.5)
+    assert bounds[0] <= lo and hi <= bounds[1] and hi - lo >= 2 * MIN_HALF
+    for _ in range(200):  # far above the bounds: the range moves to the top, whole
+        reg.hear(100)
+    lo, hi = reg.range(bounds)
+    assert hi == 84 and 2 * MIN_HALF <= hi - lo < 84 - 55
+    wide = Register()
+    for p in [40, 100] * 20:
+        wide.hear(p)
+    assert wide.range(bounds) == bounds
+
+
+def answer_pitches(bundle, follow: bool, call: list[int]) -> tuple[list[int], tuple[int, int]]:
+    engine = Engine(Runtime(bundle), np.random.default_rng(2), Settings(follow_register=follow))
+    clock = ManualClock(engine, tempo=120)
+    for n in (48, 52, 55):
+        clock.feed(NoteOn(0.0, n, 70))
+    for i, p in enumerate(call):
+        clock.feed(NoteOn(i * 0.25 + 0.01, p, 100))
+        clock.feed(NoteOff(i * 0.25 + 0.2, p))
+    end = len(call) * 0.25
+    sent = clock.run_until(end + 12.0)
+    return [e.number for e in sent if e.kind == "on" and e.t > end], engine.soloist.pitch_range
+
+
+def test_answers_follow_a_high_player_and_stay_in_range(tiny):
+    call = [79, 81, 83, 84, 86, 84, 83, 81] * 3  # 24 eighths, high above the range's middle
+    followed, played_range = answer_pitches(tiny, True, call)
+    fixed, fixed_range = answer_pitches(tiny, False, call)
+    assert fixed_range == (55, 84) and played_range[1] == 84 and played_range[0] >= 84 - 2 * 10
+    assert followed and all(played_range[0] <= p <= played_range[1] for p in followed)
+    assert all(55 <= p <= 84 for p in fixed) and min(fixed) < played_range[0]
+    assert np.mean(followed) > np.mean(fixed)
