@@ -55,11 +55,11 @@ def rests_after_notes(bundle, piece) -> list[tuple[float, float, float]]:
     note of `piece` followed by a rest."""
     soloist = Soloist(Runtime(bundle), np.random.default_rng(0))
     soloist.reset()
-    bars = [bar for bar in piece.bars]
+    bars = list(piece.bars)
     lines = [bar.start for bar in bars] + [bars[-1].start + bars[-1].length]
     onsets = sorted(el.offset for bar in bars for el in bar.elements if el.midi is not None)
     out = []
-    for b, bar in enumerate(bars):
+    for bar in bars:
         for k, (el, chord, value) in enumerate(iter_bar(bar.elements, bar.chords)):
             soloist.hear(value, el.offset - bar.start, k == 0, chord, el.midi)
             if el.midi is None:

@@ -477,11 +477,15 @@ class Engine:
     def _plan_aside(self, now: float, plan: Plan) -> None:
         """Plan jazzd's line under the player's (its own copy of the model's state and
         place), sounding only what the overlap budget allows."""
-        if self._aside is None or self.settings.overlap <= 0:
+        s, lis = self.settings, self.listener
+        if self._aside is None or s.overlap <= 0:
             return
+        horizon = math.floor(now + _EPS) + 1 + s.lookahead
+        if not lis.sounding and lis.last_end is not None:  # not past where jazzd takes the lead
+            horizon = min(horizon, math.floor(lis.last_end + s.gap_beats + _EPS) + 1)
         main = self._line()
         self._set_line(self._aside)
-        self._plan_until(math.floor(now + _EPS) + 1 + self.settings.lookahead, now, plan, aside=True)
+        self._plan_until(horizon, now, plan, aside=True)
         self._aside = self._line()
         self._set_line(main)
 
