@@ -30,24 +30,28 @@ before the answer's first beat (with `interrupt` on) withdraws the answer: nothi
 sounded, and the call goes on.
 
 Turn-taking in call mode (`call.turn_taking`).  "silence": a call is over after
-`silence_beats` (1) of silence, and answered on the next beat: 1-2 beats after its last
-note off (1.67 beats median on real phrases).  "model" (the default): at the call's last
-note off the engine also reads, without committing to it (snapshot, step, restore), the
-model's probability that a rest of a beat or more follows: its next-value distribution
-summed over rests of at least that length, read on past a bar line (a rest is split
-there, as in training).  At or above `end_probability` (0.2) the call has clearly ended
-and is over after `end_silence_beats` (0.5); below, it is over after
-`continue_silence_beats` (1.25), so a rest of `silence_beats` inside a phrase the model
-expects to go on does not end it.  0.2 is about four times how often a rest of a beat
-follows a note in the WJD solos: the shipped model gives it to a quarter of real phrase
-ends but to 8% of the rests inside phrases (of under a beat).  Measured on the 41
-validation solos' 3,167 rests (`bench/turns.py`; phrases end at rests of a beat or
-more): the median gap from a call's last note off to its answer goes from 1.67 beats to
-1.50, and rests inside phrases that would start an answer stay at 0.0% (0.1%: 2 of
-2,424); counting rests of up to 2 beats as inside phrases, the gap goes from 1.75 to
-1.50 beats and the share from 3.6% to 4.9%.  The model's probability alone tells a
-phrase end from a rest inside a phrase only moderately (AUC 0.70): on these solos it
-adds little to the silence itself, and reads clear ends (a long note, a bar line) best.
+`silence_beats` (1) of silence and answered on the next beat, 1-2 beats after its last
+note off.  "model" (the default): at the call's last note off the engine also reads,
+without committing to it (snapshot, step, restore: `Soloist.silence_probability`), the
+model's probability that a silence of a beat or more follows: its next-value
+distribution summed over the rests at least that long, and past a bar line (where a
+silence is split into rests, as in training) times the same read after a rest to the
+bar line.  At or above `end_probability` (0.2) the call has clearly ended and is over
+after `end_silence_beats` (0.5); below, after `continue_silence_beats` (1.25), so a
+rest of `silence_beats` inside a phrase the model expects to go on does not end it.
+Either way the answer starts on the next beat after that (`call_silence`).  Why these
+numbers, measured on the 3,167 rests after notes in the 41 WJD validation solos
+(`bench/turns.py`, phrases ending at rests of a beat or more): such a rest follows 5%
+of notes; the shipped model gives 0.2 or more to 24% of real phrase ends and to 8.5% of
+rests inside phrases (median 0.10 and 0.04; AUC 0.70).  With these settings the median
+gap from a phrase end to the answer goes from 1.67 beats to 1.50 (for the clear ends,
+178 of 743, from 2.0 to 1.0: answered on the next beat), and rests inside phrases that
+would start an answer go from 0 to 3 of 2,424.  Counting rests of up to 2 beats as
+inside phrases: gap 1.75 -> 1.50 beats, rests answered 3.6% -> 4.9% (2.6% of those the
+model expects to go on, 3.3% before).  The model's probability helps mostly where it is
+sure (a long note to a bar line): elsewhere the silence itself says as much, and the
+trade between a quick answer and a rest taken for an end stays about where the
+silence alone puts it (`bench/turns.py` prints both).
 
 Duet (`mode = "duet"`): two soloists taking turns in one timeline.  The model hears
 every melody note the player plays, as in call mode, in order with the rests between,
@@ -56,18 +60,25 @@ and its own line; whoever leads owns the timeline:
 - the player's note on while jazzd leads is the player taking over: jazzd's plan from
   that moment is cut and the model rolled back to the player's onset (see above); from
   then the model hears the player's notes as they end;
-- while the player leads, jazzd thins out: with `duet.overlap` above 0 its own line goes
-  on under the player's, off the timeline (a copy of the model's state taken at the
-  cut, so the model's own place stays with the player), and of that line it plays only
-  what a budget allows: its notes may sound at most `overlap` (default 0.1) times as
-  long as the player's have sounded so far in this turn, counting every note it plays
-  whole, so it overlaps the player at most that share of the player's sounding time.
-  0 = it rests; a player's phrase of 4 beats lets it play 0.4 beats at the default;
+- while the player leads, jazzd thins out: with `duet.overlap` above 0 its line goes on
+  under the player's, off the timeline: a copy of the model's state taken when the
+  player came in (jazzd's line up to the player's onset), so the model's own place
+  stays with the player.  Of that line it plays only what a budget allows: its notes
+  may sound at most `overlap` (default 0.1) times as long as the player's have sounded
+  so far in this turn, every note counted whole when it is planned, so it overlaps the
+  player at most that share of the player's sounding time.  0 = it rests.  The line
+  rests (the model with it: no steps) until the budget holds an eighth note
+  (`ASIDE_MIN_BEATS`), plays what fits, and rests again at the first note that does
+  not: at the default, after 5 beats of the player's notes it may add an eighth, over
+  a 4-bar phrase about 1.6 beats of notes.  What this costs, with the shipped model at
+  240 bpm under the player's 16th notes (4 heard values a beat): 0.83 ms a beat
+  median with overlap 0.1, 0.74 ms with 0, against 0.35 ms when duet did not listen
+  (every note heard is a model step);
 - after `duet.gap_beats` (0.5) of the player's silence, jazzd fills the gap from the
   next beat (a gap of 2 beats after a note ending on beat b is filled from b + 1): what
-  of the line under the player sounds past that beat is cut, and jazzd's line goes on
-  from the timeline, which heard the player's phrase and its rests: its next phrase
-  continues from what it heard.
+  of the line under the player would sound past that beat is cut, and jazzd's line
+  goes on from the timeline, which heard the player's phrase and its rests: its next
+  phrase continues from what it heard.  The player coming back cuts it again.
 The player's melody still sets the dynamics.
 
 Its own line keeps the beat, whatever lengths the model chooses.  The vocabulary holds
@@ -106,6 +117,7 @@ from jazzd.play.tracker import ChordTracker
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
+ASIDE_MIN_BEATS = 0.5  # duet: the line under the player rests until it may sound an eighth
 _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
 
 
@@ -377,7 +389,7 @@ class Engine:
             self._plan_until(math.floor(now + _EPS) + 1 + s.lookahead, now, plan)
         if s.mode == "call" and self._state == "listen" and self._call_start is not None \
                 and not self.listener.sounding and self.listener.last_end is not None:
-            plan.wake = self.time_of(self.listener.last_end + self._call_silence())
+            plan.wake = self.time_of(self.listener.last_end + self._call_silence(now))
         return plan
 
     def _check_call_end(self, now: float, plan: Plan) -> None:
@@ -386,7 +398,7 @@ class Engine:
             return
         too_long = now - self._call_start >= s.max_bars * s.beats_per_bar - _EPS
         silent = (not self.listener.sounding and self.listener.last_end is not None
-                  and now >= self.listener.last_end + self._call_silence() - _EPS)
+                  and now >= self.listener.last_end + self._call_silence(now) - _EPS)
         if not (too_long or silent):
             return
         end = self.listener.last_end if silent else now
@@ -396,7 +408,7 @@ class Engine:
             self.stats.ignored_calls += 1
             return
         if silent and self._end_p is not None:
-            self.call_ends.append((end, self._end_p[1], self._call_silence()))
+            self.call_ends.append((end, self._end_p[1], self._call_silence(now)))
         start = self._start_playing(now, "answer")
         self._answer_start = start
         self._answered_call = call_start if silent else None  # (a call that ran too long stays answered)
@@ -404,15 +416,21 @@ class Engine:
         self.answers.append((start, self._answer_end))
         self.stats.answers += 1
 
-    def _call_silence(self) -> float:
-        """The silence after the call's last note off that ends it (`call_silence`), with
-        the model's end probability read once per call end."""
-        if self.settings.turn_taking == "model":
-            where = (self.listener.last_end, self._cursor)
-            if self._end_p is None or self._end_p[0] != where:
-                self._end_p = (where, self._end_probability())
-            return call_silence(self.settings, self._end_p[1])
-        return call_silence(self.settings, 0.0)
+    def _call_silence(self, now: float) -> float:
+        """The silence after the call's last note off that ends it (`call_silence`).  The
+        model's end probability is read once per call end, and only once the silence has
+        lasted the shorter of the two it may ask for: before that, neither could end the
+        call (so a player's fast line costs no read between its notes)."""
+        s = self.settings
+        if s.turn_taking == "silence":
+            return s.silence_beats
+        first = min(s.end_silence_beats, s.continue_silence_beats)
+        if now < self.listener.last_end + first - _EPS:
+            return first
+        where = (self.listener.last_end, self._cursor)
+        if self._end_p is None or self._end_p[0] != where:
+            self._end_p = (where, self._end_probability())
+        return call_silence(s, self._end_p[1])
 
     def _end_probability(self) -> float:
         """The model's probability that a silence of at least a beat follows what it has
@@ -483,8 +501,15 @@ class Engine:
         horizon = math.floor(now + _EPS) + 1 + s.lookahead
         if not lis.sounding and lis.last_end is not None:  # not past where jazzd takes the lead
             horizon = min(horizon, math.floor(lis.last_end + s.gap_beats + _EPS) + 1)
+        cursor = self._aside[1]
+        if cursor is not None and cursor >= horizon - _EPS:
+            return  # planned that far already
+        if s.overlap * self._player_time(now) - self._overlap_spent < ASIDE_MIN_BEATS - _EPS:
+            return  # not an eighth to spend: the line rests (and the model with it)
         main = self._line()
         self._set_line(self._aside)
+        if cursor is not None and cursor < now - _EPS:
+            self._hear_rest(math.floor(now + _EPS) + 1, own=True)  # it rested: go on from the next beat
         self._plan_until(horizon, now, plan, aside=True)
         self._aside = self._line()
         self._set_line(main)
@@ -553,7 +578,7 @@ class Engine:
             self._prev_in_bar = midi
             if aside:
                 if self._overlap_spent + dur > s.overlap * self._player_time(now) + _EPS:
-                    continue  # thinned out: over the budget
+                    break  # over the budget: the line rests until there is more to spend
                 self._overlap_spent += dur
                 self.stats.aside_notes += 1
             if s.density < 1 and self.rng.random() >= s.density:
