@@ -20,7 +20,9 @@ pytestmark = pytest.mark.jack
 
 
 def test_it_answers_a_played_call_from_the_next_beat_and_stops_cleanly(session):
-    s = session()
+    # The beat of silence that ends a call (turn_taking "silence"): the model's
+    # turn-taking moves the answer by its reading (tests/test_turns.py).
+    s = session("--set", "call.turn_taking=silence")
     assert s.ready_line.startswith("jazzd ready: MIDI on JACK") and "jazzd:in" in s.ready_line
     s.play(call_messages(), 9.0)
     notes = s.notes()
@@ -48,6 +50,56 @@ def test_duet_keeps_playing_and_sigterm_silences_everything(session):
     assert s.stop_received and max(t for t, _ in s.stop_received) < 0.1  # silenced within 100 ms
     ccs = {(m[1], m[2]) for _, m in s.received if m[0] & 0xF0 == 0xB0}
     assert {(64, 0), (123, 0), (120, 0)} <= ccs  # sustain off, all notes off, all sound off
+
+
+def test_duet_hears_the_player_overlaps_within_the_setting_and_fills_a_two_beat_gap(session):
+    """Duet on JACK: jazzd plays over the chord; the player comes in with a phrase of 8
+    eighth notes and two more of 4, each after a gap of 2 beats.  STATUS says jazzd
+    heard the 16 notes; jazzd's notes sound together with the player's at most
+    `overlap` (0.1) of the player's sounding time (plus a few ms per note for a cut to
+    get through JACK); and jazzd fills the gaps, from the next beat after half a beat of
+    silence.  (Its line may open a gap with a rest: of two gaps, at least one has a note.)"""
+    s = session("--mode", "duet", "--set", "duet.overlap=0.1")
+    sends = [(0.05, [0x90, 48, 70]), (0.05, [0x90, 52, 70]), (0.05, [0x90, 55, 70])]  # C below the split
+    player, gaps, t = [], [], 1.3
+    for phrase in ([64, 65, 67, 69, 67, 65, 64, 62], [67, 65, 64, 60], [62, 64, 65, 67]):
+        if player:
+            gaps.append((player[-1][1], player[-1][1] + 2 * SPB))  # 2 beats from the last note off
+            t = gaps[-1][1]
+        player += [(t + i * SPB / 2, t + i * SPB / 2 + 0.8 * SPB / 2, pitch) for i, pitch in enumerate(phrase)]
+    for on, off, pitch in player:
+        sends += [(on, [0x90, pitch, 100]), (off, [0x80, pitch, 0])]
+    sends.append((player[-1][1] + 0.5, [0xB0, 71, 42]))  # a CC: STATUS says what was heard
+    s.play(sends, player[-1][1] + 1.5)
+    statuses = [m for m in s.drain() if m.startswith("STATUS=")]
+    assert any(f"heard {len(player)} notes" in m for m in statuses), statuses
+    # The player's notes as they went out, and jazzd's as they came back.
+    sent_on, theirs = {}, []
+    for t_sent, m in s.sent:
+        if m[0] & 0xF0 == 0x90 and m[1] >= 60:
+            sent_on[m[1]] = t_sent
+        elif m[0] & 0xF0 == 0x80 and m[1] in sent_on:
+            theirs.append((sent_on.pop(m[1]), t_sent))
+    mine, open_ = [], {}
+    for t_got, on, note in s.notes():
+        if on:
+            open_[note] = t_got
+        elif note in open_:
+            mine.append((open_.pop(note), t_got))
+    together = sum(max(0.0, min(b1, b2) - max(a1, a2)) for a1, b1 in mine for a2, b2 in theirs)
+    sounding = sum(b - a for a, b in theirs)
+    assert together <= 0.1 * sounding + 0.01 * len(theirs), (together, sounding)
+    # The gaps: jazzd comes in between half a beat and 1.5 beats after the phrase's end
+    # (the next beat after half a beat of silence), before the player is back.
+    filled = 0
+    for end, back in gaps:
+        ons = [a for a, _ in mine if end < a < back]
+        if ons:
+            filled += 1
+            assert end + 0.5 * SPB - 0.03 <= ons[0] <= end + 1.5 * SPB + 0.03, (end, back, ons)
+    assert filled >= 1, (gaps, mine)
+    assert s.stop() == 0
+    assert hanging(s.notes()) == set()
 
 
 def test_sighup_with_a_bad_model_keeps_the_old_one_playing(session, tmp_path):

@@ -67,7 +67,7 @@ GOLDEN_TWO_BAR_CALL = [
 
 
 def test_a_two_bar_call_is_answered_from_the_next_beat(bundle):
-    engine = make_engine(bundle)
+    engine = make_engine(bundle, turn_taking="silence")  # (the model's turn-taking: see below)
     clock = ManualClock(engine, tempo=120)
     hold_chord(clock, 0.0, [48, 52, 55])
     play_call(clock, CALL)
@@ -161,7 +161,7 @@ def test_every_note_on_gets_exactly_one_off_in_range_and_on_time(bundle, notes, 
        st.floats(0.0, 0.49), st.integers(0, 1000))
 def test_the_answer_starts_within_a_beat_of_the_end_of_call_silence(bundle, pitches, step, offset, seed):
     assume((offset + len(pitches) * step) * 2 < 15)  # within the 4-bar maximum: ended by silence
-    engine = make_engine(bundle, seed=seed)
+    engine = make_engine(bundle, seed=seed, turn_taking="silence")
     clock = ManualClock(engine, tempo=120)
     hold_chord(clock, 0.0, [50, 53, 57])
     play_call(clock, pitches, start=offset, step=step, gate=step * 0.8)

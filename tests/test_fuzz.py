@@ -378,7 +378,10 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     """Issue 18, in memory: the storm, then Start, count-in and an 8-beat call through
     the daemon's loop: the call is answered on beat 13 (a beat after the beat of silence
     that ends it), its notes on the sender's grid, and STATUS says the clock looked broken."""
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
+    # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi",
+                                 "call.turn_taking": "silence"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     storm = clock_storm(seed, until_beat=14)
@@ -396,7 +399,10 @@ def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(
     """The player's phrase on beats 16-18 is still waiting for its beat of silence when
     the DAW starts again from 0: that phrase is gone with the old grid, and the call
     played after a 4-beat count-in is heard by the model and answered on beat 13."""
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
+    # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi",
+                                 "call.turn_taking": "silence"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     pulse, t0 = STORM_SPB / PPQN, 0.1

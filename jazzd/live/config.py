@@ -137,6 +137,7 @@ class Config:
     clock: Any
     engine: Any
     call: Any
+    duet: Any
     model: Any
     control: Any
     system: Any

@@ -164,8 +164,8 @@ class Daemon:
         ports = "" if self.port_state == "ok" else f", {self.port_state}"
         clock = f", clock: {faults}" if (faults := self._clock_faults()) else ""
         return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
-                f"temperature {self.engine.settings.temperature:.1f}{ports}, "
-                f"{self.counters.drops_text()}{clock}")
+                f"temperature {self.engine.settings.temperature:.1f}, "
+                f"heard {self.engine.stats.heard_notes} notes{ports}, {self.counters.drops_text()}{clock}")
 
     def _clock_faults(self) -> str:
         """"812 stray pulses dropped, 3 lost" once the MIDI clock followed has had pulses

@@ -11,14 +11,76 @@ the LSTM in order.  At each beat tick (and at the wake-up times it asks for) it
   them, and teacher-forced into the model, with rests for the gaps; with
   `follow_register` its range moves to where the player plays (`jazzd.play.register`);
 - decides what to play (mode `call`: answer a finished call from the next beat;
-  `duet`: play all the time over the chords it hears; `solo`: play over the
-  progression with no input);
+  `duet`: take turns with the player's melody over the chords it hears; `solo`: play
+  over the progression with no input);
 - plans the notes that start before the horizon (the next beat, plus `lookahead - 1`
   more), with the latest known chord, and commits them: they come back as `Out` events
   with absolute times.  Its own notes tile time, so no two overlap, and every note on
   is returned with its note off.
 If the player comes back during an answer (and `interrupt` is on), the answer ends at
 once: everything scheduled from then on is cancelled and sounding notes are released.
+
+What the engine plans ahead is a promise it can take back.  Before each value it plans
+it keeps a snapshot of the model, and before the rests that lead into an answer or a
+duet turn, one of those too; a cut (`_cut`) rolls the model back to the first value that
+will not be heard.  When the cut is the player coming in (a note at grid point `at`),
+the value of jazzd's sounding at `at` is heard again shortened to end there (or not at
+all, if under the shortest value), so the player's note goes into the timeline where it
+was played, not after the end of a note of jazzd's that was cut off.  A note played
+before the answer's first beat (with `interrupt` on) withdraws the answer: nothing of it
+sounded, and the call goes on.
+
+Turn-taking in call mode (`call.turn_taking`).  "silence": a call is over after
+`silence_beats` (1) of silence and answered on the next beat, 1-2 beats after its last
+note off.  "model" (the default): at the call's last note off the engine also reads,
+without committing to it (snapshot, step, restore: `Soloist.silence_probability`), the
+model's probability that a silence of a beat or more follows: its next-value
+distribution summed over the rests at least that long, and past a bar line (where a
+silence is split into rests, as in training) times the same read after a rest to the
+bar line.  At or above `end_probability` (0.2) the call has clearly ended and is over
+after `end_silence_beats` (0.5); below, after `continue_silence_beats` (1.25), so a
+rest of `silence_beats` inside a phrase the model expects to go on does not end it.
+Either way the answer starts on the next beat after that (`call_silence`).  Why these
+numbers, measured on the 3,167 rests after notes in the 41 WJD validation solos
+(`bench/turns.py`, phrases ending at rests of a beat or more): such a rest follows 5%
+of notes; the shipped model gives 0.2 or more to 24% of real phrase ends and to 8.5% of
+rests inside phrases (median 0.10 and 0.04; AUC 0.70).  With these settings the median
+gap from a phrase end to the answer goes from 1.67 beats to 1.50 (for the clear ends,
+178 of 743, from 2.0 to 1.0: answered on the next beat), and rests inside phrases that
+would start an answer go from 0 to 3 of 2,424.  Counting rests of up to 2 beats as
+inside phrases: gap 1.75 -> 1.50 beats, rests answered 3.6% -> 4.9% (2.6% of those the
+model expects to go on, 3.3% before).  The model's probability helps mostly where it is
+sure (a long note to a bar line): elsewhere the silence itself says as much, and the
+trade between a quick answer and a rest taken for an end stays about where the
+silence alone puts it (`bench/turns.py` prints both).
+
+Duet (`mode = "duet"`): two soloists taking turns in one timeline.  The model hears
+every melody note the player plays, as in call mode, in order with the rests between,
+and its own line; whoever leads owns the timeline:
+- jazzd leads once it has a chord and the player is silent, from the next beat;
+- the player's note on while jazzd leads is the player taking over: jazzd's plan from
+  that moment is cut and the model rolled back to the player's onset (see above); from
+  then the model hears the player's notes as they end;
+- while the player leads, jazzd thins out: with `duet.overlap` above 0 its line goes on
+  under the player's, off the timeline: a copy of the model's state taken when the
+  player came in (jazzd's line up to the player's onset), so the model's own place
+  stays with the player.  Of that line it plays only what a budget allows: its notes
+  may sound at most `overlap` (default 0.1) times as long as the player's have sounded
+  so far in this turn, every note counted whole when it is planned, so it overlaps the
+  player at most that share of the player's sounding time.  0 = it rests.  The line
+  rests (the model with it: no steps) until the budget holds an eighth note
+  (`ASIDE_MIN_BEATS`), plays what fits, and rests again at the first note that does
+  not: at the default, after 5 beats of the player's notes it may add an eighth, over
+  a 4-bar phrase about 1.6 beats of notes.  What this costs, with the shipped model at
+  240 bpm under the player's 16th notes (4 heard values a beat): 0.83 ms a beat
+  median with overlap 0.1, 0.74 ms with 0, against 0.35 ms when duet did not listen
+  (every note heard is a model step);
+- after `duet.gap_beats` (0.5) of the player's silence, jazzd fills the gap from the
+  next beat (a gap of 2 beats after a note ending on beat b is filled from b + 1): what
+  of the line under the player would sound past that beat is cut, and jazzd's line
+  goes on from the timeline, which heard the player's phrase and its rests: its next
+  phrase continues from what it heard.  The player coming back cuts it again.
+The player's melody still sets the dynamics.
 
 Its own line keeps the beat, whatever lengths the model chooses.  The vocabulary holds
 quintuplet fifths, septuplet sevenths and 0.3s, and a line laid end to end from them
@@ -45,7 +107,7 @@ from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.grammar import MIN_DUR, encode_value, parse_value
 from jazzd.music.progression import DEFAULT_CHANGES, Progression, parse_progression
-from jazzd.music.timeline import keep_the_beat, rests
+from jazzd.music.timeline import keep_the_beat, rests, snap
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.listener import Listener
 from jazzd.play.register import Register
@@ -57,6 +119,7 @@ from jazzd.play.tracker import ChordTracker
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
+ASIDE_MIN_BEATS = 0.5  # duet: the line under the player rests until it may sound an eighth
 _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
 
 
@@ -68,12 +131,41 @@ class _Sounding:
 
 
 @dataclass
+class _Planned:
+    """A value of jazzd's line as planned (or the rests leading into its turn,
+    `lead_in`), with the model's snapshot from before it: what a cut rolls back to."""
+
+    onset: float  # beats
+    end: float
+    midi: int | None
+    chord: Chord | None
+    snap: tuple
+    lead_in: bool = False
+
+
+@dataclass
 class Stats:
     heard_values: int = 0
     played_notes: int = 0
     answers: int = 0
     interrupted: int = 0
     ignored_calls: int = 0
+    heard_notes: int = 0    # the player's melody notes the model heard
+    withdrawn: int = 0      # answers taken back before their first beat: the call went on
+    player_turns: int = 0   # duet: times the player took over from jazzd
+    aside_notes: int = 0    # duet: notes jazzd played under the player (within `overlap`)
+
+
+def call_silence(settings: Settings, end_probability: float) -> float:
+    """The silence (beats) after a call's last note off that ends the call, by
+    `call.turn_taking`: "silence", `silence_beats`; "model", `end_silence_beats` when the
+    model's probability that a rest of a beat or more follows is at least
+    `end_probability`, else `continue_silence_beats`.  The answer starts on the next beat
+    after it (`floor(last note off + silence) + 1`)."""
+    s = settings
+    if s.turn_taking == "silence":
+        return s.silence_beats
+    return s.end_silence_beats if end_probability >= s.end_probability else s.continue_silence_beats
 
 
 class Engine:
@@ -95,11 +187,19 @@ class Engine:
         self._answer_end = 0.0
         self._call_start: float | None = None
         self._sounding: list[_Sounding] = []
-        self._snapshots: list[tuple[float, tuple]] = []
+        self._snapshots: list[_Planned] = []
         self._velocity = 90.0
+        self._answer_start = 0.0
+        self._answered_call: float | None = None  # the start of the call answered, while it can be withdrawn
+        self._end_p: tuple[tuple, float] | None = None  # (where the call ended, end probability)
+        self._aside: tuple | None = None   # duet: jazzd's line under the player's (snapshot, cursor)
+        self._turn_time = 0.0              # duet: beats the player's notes sounded this turn
+        self._overlap_spent = 0.0          # duet: beats jazzd's notes sounded under them
         # What it did, for tests, logs and the status line (bounded).
         self.trace: deque[tuple[float, str, int | None, str]] = deque(maxlen=512)  # beat, value, midi, chord
         self.answers: deque[tuple[float, float]] = deque(maxlen=64)  # (start, end) beats
+        self.heard: deque[tuple[float, str, int | None]] = deque(maxlen=512)  # the player's: beat, value, midi
+        self.call_ends: deque[tuple[float, float, float]] = deque(maxlen=64)  # (last note off, p, silence)
 
     # --- time -------------------------------------------------------------------------
     @property
@@ -132,12 +232,13 @@ class Engine:
                 self.tracker.sustain(event.value >= 64)
             return Plan([])
         is_on = isinstance(event, NoteOn) and event.velocity > 0
+        mode = self.settings.mode
         if self._is_chord_hand(event.note, event.channel):
             (self.tracker.note_on if is_on else self.tracker.note_off)(event.note, event.channel)
-            if self.settings.mode == "duet" and self._state != "play":
+            if mode == "duet" and self._state != "play":
                 return self._update(event.t)  # the first chord: join in from the next beat
             return Plan([])
-        if self.settings.mode != "call":  # duet and solo listen for chords and dynamics only
+        if mode == "solo":  # solo listens for chords and dynamics only
             if is_on:
                 self._velocity = 0.7 * self._velocity + 0.3 * event.velocity
             return Plan([])
@@ -147,13 +248,18 @@ class Engine:
             return self._update(event.t)
         self._velocity = 0.7 * self._velocity + 0.3 * event.velocity
         plan = Plan([])
-        if self._state == "answer":
+        if mode == "call" and self._state == "answer":
             if not self.settings.interrupt:
                 return plan  # the answer keeps going; this note is not part of a call
-            plan = self._cut(event.t)
-            self.stats.interrupted += 1
+            if self._answered_call is not None and time_key(event.t) <= time_key(self.time_of(self._answer_start)):
+                plan = self._withdraw(event.t, snap(beat))
+            else:
+                plan = self._cut(event.t, snap(beat))
+                self.stats.interrupted += 1
+        elif mode == "duet" and (self._state == "play" or self._aside is None):
+            plan = self._player_comes_in(event.t, snap(beat))
         heard = self.listener.note_on(beat, event.note, event.velocity, self.tracker.chord(beat))
-        if self._call_start is None:
+        if mode == "call" and self._call_start is None:
             self._call_start = heard.onset  # on the grid, like the call's end
         return self._merge(plan, self._update(event.t))
 
@@ -171,6 +277,7 @@ class Engine:
         if self._tick is not None and tick.beat != self._tick.beat + 1:
             plan = self._cut(tick.t)
             self._call_start = self._cursor = self._last_bar = None
+            self._turn_time = self._overlap_spent = 0.0
             self.listener.reset()
         self._tick = tick
         return self._merge(plan, self._update(tick.t))
@@ -194,7 +301,7 @@ class Engine:
         """Switch mode between beats; anything sounding is released, nothing hangs."""
         if mode not in MODES:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, got {mode!r}")
-        plan = self._cut(t) if self._state != "listen" else Plan([])
+        plan = self._cut(t) if self._state != "listen" or self._aside is not None else Plan([])
         self.settings.mode = mode
         self._call_start = None
         self.listener.reset()
@@ -229,7 +336,7 @@ class Engine:
             chord = _DEFAULT_PROGRESSION.chord_at(beat)
         return chord
 
-    def _hear_rest(self, until: float) -> None:
+    def _hear_rest(self, until: float, own: bool = False) -> None:
         """Rests from the cursor to `until`, split at bar lines as in training
         (`timeline.rests`); a silence longer than `MAX_GAP_BARS` is heard as its last bars."""
         bpb = self.settings.beats_per_bar
@@ -239,20 +346,26 @@ class Engine:
         if until - self._cursor > MAX_GAP_BARS * bpb:
             self._cursor = (math.floor(until / bpb) - MAX_GAP_BARS) * bpb
         for onset, stop in rests(self._cursor, until, bpb):
-            self._hear(None, onset, stop - onset, self._chord(onset))
+            self._hear(None, onset, stop - onset, self._chord(onset), own)
         self._cursor = max(self._cursor, until)
 
-    def _hear(self, midi: int | None, onset: float, dur: float, chord: Chord | None) -> None:
+    def _hear(self, midi: int | None, onset: float, dur: float, chord: Chord | None, own: bool = False) -> None:
+        """Teacher-force a value into the timeline: the player's (or a rest), or with
+        `own` one of jazzd's, played shorter than planned."""
         bar_pos, first = self._position(onset)
         value = encode_value(midi, dur, chord or NO_CHORD, self._prev_in_bar)
         self.soloist.hear(value, bar_pos, first, chord, midi)
         if midi is not None:
             self._prev_in_bar = midi
         self._cursor = onset + dur
-        self.stats.heard_values += 1
+        if not own:
+            self.stats.heard_values += 1
+            if midi is not None:
+                self.heard.append((onset, value, midi))
 
     def _hear_player(self) -> None:
         for note in self.listener.take_completed():
+            self._turn_time += note.dur
             onset = note.onset if self._cursor is None else max(note.onset, self._cursor)
             dur = note.end - onset
             if dur < MIN_DUR - _EPS:
@@ -260,6 +373,7 @@ class Engine:
             self._hear_rest(onset)
             self._hear(note.pitch, onset, dur, note.chord)
             self.register.hear(note.pitch)
+            self.stats.heard_notes += 1
 
     # --- planning ----------------------------------------------------------------------
     def _update(self, t: float) -> Plan:
@@ -273,13 +387,15 @@ class Engine:
                 self._check_call_end(now, plan)
             if self._state == "answer" and self._cursor is not None and self._cursor >= self._answer_end - _EPS:
                 self._state = "listen"
-        elif self._state != "play" and (s.mode == "solo" or self._chord(now) is not None):
+        elif s.mode == "duet":
+            plan = self._duet_turn(now, plan)
+        elif self._state != "play":
             self._start_playing(now, "play")
         if self._state in ("answer", "play"):
             self._plan_until(math.floor(now + _EPS) + 1 + s.lookahead, now, plan)
         if s.mode == "call" and self._state == "listen" and self._call_start is not None \
                 and not self.listener.sounding and self.listener.last_end is not None:
-            plan.wake = self.time_of(self.listener.last_end + s.silence_beats)
+            plan.wake = self.time_of(self.listener.last_end + self._call_silence(now))
         return plan
 
     def _check_call_end(self, now: float, plan: Plan) -> None:
@@ -288,19 +404,139 @@ class Engine:
             return
         too_long = now - self._call_start >= s.max_bars * s.beats_per_bar - _EPS
         silent = (not self.listener.sounding and self.listener.last_end is not None
-                  and now >= self.listener.last_end + s.silence_beats - _EPS)
+                  and now >= self.listener.last_end + self._call_silence(now) - _EPS)
         if not (too_long or silent):
             return
         end = self.listener.last_end if silent else now
         length = end - self._call_start
-        self._call_start = None
+        call_start, self._call_start = self._call_start, None
         if length < s.min_beats - _EPS:
             self.stats.ignored_calls += 1
             return
+        if silent and self._end_p is not None:
+            self.call_ends.append((end, self._end_p[1], self._call_silence(now)))
         start = self._start_playing(now, "answer")
+        self._answer_start = start
+        self._answered_call = call_start if silent else None  # (a call that ran too long stays answered)
         self._answer_end = start + (s.answer_beats or max(1, round(length)))
         self.answers.append((start, self._answer_end))
         self.stats.answers += 1
+
+    def _call_silence(self, now: float) -> float:
+        """The silence after the call's last note off that ends it (`call_silence`).  The
+        model's end probability is read once per call end, and only once the silence has
+        lasted the shorter of the two it may ask for: before that, neither could end the
+        call (so a player's fast line costs no read between its notes)."""
+        s = self.settings
+        if s.turn_taking == "silence":
+            return s.silence_beats
+        first = min(s.end_silence_beats, s.continue_silence_beats)
+        if now < self.listener.last_end + first - _EPS:
+            return first
+        where = (self.listener.last_end, self._cursor)
+        if self._end_p is None or self._end_p[0] != where:
+            self._end_p = (where, self._end_probability())
+        return call_silence(s, self._end_p[1])
+
+    def _end_probability(self) -> float:
+        """The model's probability that a silence of at least a beat follows what it has
+        heard, split into rests at a bar line as `_hear_rest` would hear it."""
+        if self._cursor is None:
+            return 0.0
+        bar = (self._last_bar, self._prev_in_bar)
+        pieces = []
+        for onset, stop in rests(self._cursor, self._cursor + 1.0, self.settings.beats_per_bar):
+            bar_pos, first = self._position(onset)
+            pieces.append((stop - onset, bar_pos, first, self._chord(onset)))
+        self._last_bar, self._prev_in_bar = bar
+        return self.soloist.silence_probability(pieces)
+
+    def _withdraw(self, t: float, at: float) -> Plan:
+        """The player played on before the answer's first beat: the call was not over.
+        Nothing of the answer sounded: it is taken back, and the call goes on."""
+        plan = self._cut(t, at)
+        self._call_start, self._answered_call = self._answered_call, None
+        if self.answers:
+            self.answers.pop()
+        self.stats.answers -= 1
+        self.stats.withdrawn += 1
+        return plan
+
+    # --- duet: taking turns ------------------------------------------------------------
+    def _duet_turn(self, now: float, plan: Plan) -> Plan:
+        """Who leads: jazzd once it has a chord and the player is silent (for
+        `gap_beats`), from the next beat; else the player, with jazzd's line under it."""
+        s = self.settings
+        if self._state == "play" or self._chord(now) is None:
+            return plan
+        lis = self.listener
+        if lis.sounding or (lis.last_end is not None and now < lis.last_end + s.gap_beats - _EPS):
+            self._plan_aside(now, plan)
+            if not lis.sounding:
+                plan.wake = self.time_of(lis.last_end + s.gap_beats)
+            return plan
+        start = math.floor(now + _EPS) + 1
+        plan = self._merge(plan, self._end_aside(start))
+        self._turn_time = self._overlap_spent = 0.0
+        self._start_playing(now, "play")
+        return plan
+
+    def _player_comes_in(self, t: float, at: float) -> Plan:
+        """The player's turn begins with a note at grid point `at`.  If jazzd leads, its
+        plan is cut at once and the model rolled back to `at`.  jazzd's line goes on under
+        the player's from `at`, off the timeline, if `overlap` lets it play at all (and
+        it has a chord to play over)."""
+        plan = Plan([])
+        if self._state == "play":
+            plan = self._cut(t, at)
+            self.stats.player_turns += 1
+        self._turn_time = self._overlap_spent = 0.0
+        if self.settings.overlap > 0 and self._chord(at) is not None:
+            main = self._line()
+            self._hear_rest(at, own=True)
+            self._aside = self._line()
+            self._set_line(main)
+        return plan
+
+    def _plan_aside(self, now: float, plan: Plan) -> None:
+        """Plan jazzd's line under the player's (its own copy of the model's state and
+        place), sounding only what the overlap budget allows."""
+        s, lis = self.settings, self.listener
+        if self._aside is None or s.overlap <= 0:
+            return
+        horizon = math.floor(now + _EPS) + 1 + s.lookahead
+        if not lis.sounding and lis.last_end is not None:  # not past where jazzd takes the lead
+            horizon = min(horizon, math.floor(lis.last_end + s.gap_beats + _EPS) + 1)
+        cursor = self._aside[1]
+        if cursor is not None and cursor >= horizon - _EPS:
+            return  # planned that far already
+        if s.overlap * self._player_time(now) - self._overlap_spent < ASIDE_MIN_BEATS - _EPS:
+            return  # not an eighth to spend: the line rests (and the model with it)
+        main = self._line()
+        self._set_line(self._aside)
+        if cursor is not None and cursor < now - _EPS:
+            self._hear_rest(math.floor(now + _EPS) + 1, own=True)  # it rested: go on from the next beat
+        self._plan_until(horizon, now, plan, aside=True)
+        self._aside = self._line()
+        self._set_line(main)
+
+    def _end_aside(self, start: float) -> Plan:
+        """jazzd takes the lead at beat `start`: what its line under the player would
+        sound from then on is cut there (it has nothing else planned)."""
+        if self._aside is None and not self._sounding:
+            return Plan([])
+        self._aside = None
+        at = self.time_of(start)
+        ch = self.settings.output_channel
+        offs = [Out(at, "off", n.note, 0, ch) for n in self._sounding if n.onset < start - _EPS < n.end - 2 * _EPS]
+        self._sounding = [_Sounding(n.onset, min(n.end, start), n.note) for n in self._sounding
+                          if n.onset < start - _EPS]
+        return Plan(offs, cancel_from=at)
+
+    def _player_time(self, now: float) -> float:
+        """Beats the player's notes have sounded this turn, up to `now`."""
+        since = self.listener.sounding_since
+        return self._turn_time + (max(now - since, 0.0) if since is not None else 0.0)
 
     def _start_playing(self, now: float, state: str) -> float:
         """Begin playing on the next beat (or bar); returns that beat."""
@@ -309,15 +545,21 @@ class Engine:
         if s.answer_start == "bar" and state == "answer":
             start = math.ceil(start / s.beats_per_bar - _EPS) * s.beats_per_bar
         self._hear_player()
+        before, cursor = self._snapshot(), self._cursor
         self._hear_rest(start)
         self._cursor = start
         self._state = state
         self._snapshots.clear()
+        if cursor is not None and cursor < start - _EPS:  # the rests leading in can be taken back
+            self._snapshots.append(_Planned(cursor, start, None, None, before, lead_in=True))
         return start
 
-    def _plan_until(self, horizon: float, now: float, plan: Plan) -> None:
+    def _plan_until(self, horizon: float, now: float, plan: Plan, aside: bool = False) -> None:
+        """Plan jazzd's line from the cursor up to `horizon`.  With `aside`, the line
+        under the player's in a duet: not kept for a roll-back, not in the trace, and
+        sounding only within the overlap budget."""
         s = self.settings
-        end = self._answer_end if self._state == "answer" else math.inf
+        end = self._answer_end if self._state == "answer" and not aside else math.inf
         sampling = self.soloist.sampling  # settings may have changed since the last beat
         if (sampling.temperature, sampling.top_p) != (s.temperature, s.top_p):
             self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
@@ -325,7 +567,7 @@ class Engine:
         while self._cursor < min(horizon, end) - _EPS:
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)
-            self._snapshots.append((onset, self._snapshot()))
+            snapshot = None if aside else self._snapshot()
             bar_pos, first = self._position(onset)
             value, midi, dur = self.soloist.play(bar_pos, first, chord)
             stop = min(keep_the_beat(onset, dur), end)
@@ -333,11 +575,18 @@ class Engine:
             if abs(dur - parse_value(value).dur) > _EPS:  # the beat, the answer's end, MIN_DUR
                 value = encode_value(midi, dur, chord, self._prev_in_bar)
                 self.soloist.amend(value)
-            self.trace.append((onset, value, midi, chord.symbol))
+            if not aside:
+                self._snapshots.append(_Planned(onset, stop, midi, chord, snapshot))
+                self.trace.append((onset, value, midi, chord.symbol))
             self._cursor = stop
             if midi is None or dur < MIN_DUR - _EPS or onset < now - _EPS:
                 continue
             self._prev_in_bar = midi
+            if aside:
+                if self._overlap_spent + dur > s.overlap * self._player_time(now) + _EPS:
+                    break  # over the budget: the line rests until there is more to spend
+                self._overlap_spent += dur
+                self.stats.aside_notes += 1
             if s.density < 1 and self.rng.random() >= s.density:
                 continue
             accent = 8 if abs(onset - round(onset)) < _EPS else 0
@@ -353,21 +602,44 @@ class Engine:
     def _snapshot(self) -> tuple:
         return (self.soloist.snapshot(), self._last_bar, self._prev_in_bar)
 
-    def _cut(self, t: float) -> Plan:
+    def _line(self) -> tuple:
+        """A copy of the line's state: the model's, its place in the bar, and the cursor."""
+        return (self._snapshot(), self._cursor)
+
+    def _set_line(self, line: tuple) -> None:
+        (soloist, self._last_bar, self._prev_in_bar), self._cursor = line
+        self.soloist.restore(soloist)
+
+    def _restore(self, planned: _Planned) -> None:
+        soloist, self._last_bar, self._prev_in_bar = planned.snap
+        self.soloist.restore(soloist)
+        self._cursor = planned.onset
+
+    def _cut(self, t: float, at: float | None = None) -> Plan:
         """End what is playing at `t`: cancel the rest, release the sounding notes, and
-        roll the model back to before the first value that will not be heard."""
+        roll the model back to before the first value that will not be heard.  With `at`
+        (the grid point where the player came in), to `at` itself: the value sounding
+        there is heard again cut short to end at `at`, and the rests leading into jazzd's
+        turn, if `at` falls in them, are taken back too."""
         now = self.beat_of(t) if self._tick else 0.0
         cut = time_key(t)  # 'already started' is judged as the schedule judges it
         offs = [Out(t, "off", n.note, 0, self.settings.output_channel) for n in self._sounding
                 if time_key(self.time_of(n.onset)) < cut < time_key(self.time_of(n.end))]
         self._sounding = []
-        for onset, snap in self._snapshots:
-            if onset >= now - _EPS:
-                soloist, self._last_bar, self._prev_in_bar = snap
-                self.soloist.restore(soloist)
-                self._cursor = onset
-                break
+        for planned in self._snapshots:
+            if at is None:
+                if planned.lead_in or planned.onset < now - _EPS:
+                    continue
+                self._restore(planned)
+            else:
+                if planned.end <= at + _EPS:
+                    continue
+                self._restore(planned)
+                if planned.midi is not None and at - planned.onset >= MIN_DUR - _EPS:
+                    self._hear(planned.midi, planned.onset, at - planned.onset, planned.chord, own=True)
+            break
         self._snapshots.clear()
+        self._aside = None
         if self._state != "listen":
             self._state = "listen"
         return Plan(offs, cancel_from=t)

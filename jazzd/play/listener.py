@@ -42,6 +42,11 @@ class Listener:
     def sounding(self) -> bool:
         return self._held is not None
 
+    @property
+    def sounding_since(self) -> float | None:
+        """The onset (beats, on the grid) of the note sounding now, or None."""
+        return self._held.onset if self._held is not None else None
+
     def note_on(self, beat: float, pitch: int, velocity: int, chord: Chord | None) -> HeardNote:
         onset = snap(beat)
         if self._held is not None and self._held.onset == onset:

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 MODES = ("call", "duet", "solo")
+TURN_TAKING = ("model", "silence")
 
 
 # --- what a value may be -------------------------------------------------------------
@@ -150,6 +151,12 @@ class Settings:
     answer_beats: int = setting(           # 0: as long as the call
         "call.answer_beats", Between(0, 64, zero="as long as the call"), 0)
     interrupt: bool = setting("call.interrupt", Flag(), True)
+    turn_taking: str = setting("call.turn_taking", OneOf(TURN_TAKING), "model")
+    end_probability: float = setting("call.end_probability", Between(0, 1), 0.2)
+    end_silence_beats: float = setting("call.end_silence_beats", Between(0, 8), 0.5)
+    continue_silence_beats: float = setting("call.continue_silence_beats", Between(0.25, 8), 1.25)
+    overlap: float = setting("duet.overlap", Between(0, 1), 0.1)
+    gap_beats: float = setting("duet.gap_beats", Between(0, 8), 0.5)
 
     @property
     def pitch_range(self) -> tuple[int, int]:

@@ -14,13 +14,14 @@ uniformly inside the value's window, as before the tables existed.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 
 from jazzd.model.runtime import Runtime
-from jazzd.music.chords import Chord
+from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.features import chord_class, position_class
-from jazzd.music.grammar import decode_value, parse_value
+from jazzd.music.grammar import decode_value, encode_value, parse_value
 
 DEFAULT_RANGE = (55, 84)  # G3..C6: a tenor/alto's comfortable solo range
 
@@ -102,3 +103,33 @@ class Soloist:
         if midi is not None:
             self.prev_midi = midi
         return value, midi, dur
+
+    @cached_property
+    def _rest_table(self) -> tuple[np.ndarray, np.ndarray]:
+        """The vocabulary's rests: their ids and lengths (beats)."""
+        rests = [(i, parse_value(v).dur) for i, v in enumerate(self.vocab.values) if v.startswith("R,")]
+        return (np.array([i for i, _ in rests], dtype=np.intp), np.array([d for _, d in rests], dtype=np.float64))
+
+    def rest_probability(self, min_beats: float, bar_pos: float, first_in_bar: bool,
+                         chord: Chord | None) -> float:
+        """The model's probability that the value starting at `bar_pos` is a rest of at
+        least `min_beats`: its next-value distribution summed over those rests.  Steps the
+        model like `next_value` but samples nothing; `silence_probability` reads it
+        without committing to it."""
+        ids, durs = self._rest_table
+        probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        return float(probs[ids[durs >= min_beats - 1e-6]].sum())
+
+    def silence_probability(self, pieces) -> float:
+        """The model's probability that the line goes on with a silence made of `pieces`,
+        (beats, bar_pos, first_in_bar, chord) each: a silence is split into rests at bar
+        lines (`jazzd.music.timeline.rests`), so the chance of a silence across one is
+        that of a rest to the bar line, times that of a rest after it.  Read without
+        committing: the model's state is restored after (snapshot, step, restore)."""
+        saved = self.snapshot()
+        p = 1.0
+        for beats, bar_pos, first_in_bar, chord in pieces:
+            p *= self.rest_probability(beats, bar_pos, first_in_bar, chord)
+            self.prev_token = self.vocab.index(encode_value(None, beats, chord or NO_CHORD, None))
+        self.restore(saved)
+        return p
