@@ -227,9 +227,11 @@ def test_the_hands_follow_the_split_or_the_channels(bundle):
 
 
 def test_a_rest_the_engine_takes_for_the_end_of_the_call_counts_as_early(bundle):
-    # a rest of 2 beats inside the call (2.0 to 4.0): the engine answers at beat 4 (1 beat
-    # of silence heard at 3.0), the player's next note at 4.0 cuts that answer short
-    split_call = CALL[:4] + [PlayNote(n.onset + 2.0, n.dur, n.midi, 90) for n in CALL[4:]]
+    # a rest of 2.25 beats inside the call (2.0 to 4.25): the engine answers at beat 4
+    # (the silence that ends a call is heard by 3.25), the player's next note at 4.25 cuts
+    # that answer short (a note at 4.0 itself would withdraw the answer before it sounds:
+    # then the call goes on, and nothing was answered early)
+    split_call = CALL[:4] + [PlayNote(n.onset + 2.25, n.dur, n.midi, 90) for n in CALL[4:]]
     e = engine(bundle)
     got = answer_call(e, split_call, CHANGES, 120)
     assert got.early == 1 and e.stats.interrupted == 1
