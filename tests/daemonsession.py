@@ -110,6 +110,7 @@ class Session:
         start = time.monotonic()
         pending = sorted(sends, key=lambda s: s[0])
         self.sent: list[tuple[float, bytes]] = []  # (seconds from the start, message) as sent
+        got: list[tuple[float, float, bytes]] = []  # (read, rtmidi's delta, message)
         i = 0
         while (now := time.monotonic()) - start < duration:
             while i < len(pending) and pending[i][0] <= now - start:
@@ -117,8 +118,9 @@ class Session:
                 self.sent.append((time.monotonic() - start, bytes(pending[i][1])))
                 i += 1
             while (item := self.rec.get_message()) is not None:
-                self.received.append((time.monotonic() - start, bytes(item[0])))
+                got.append((time.monotonic() - start, item[1], bytes(item[0])))
             time.sleep(0.0005)
+        self.received += arrivals(got)
 
     def notes(self):
         """(time, on?, note) of the note messages received."""
@@ -157,6 +159,23 @@ class Session:
             self.proc.kill()
             self.proc.wait()
         self.notify.close()
+
+
+def arrivals(got: list[tuple[float, float, bytes]]) -> list[tuple[float, bytes]]:
+    """(arrival, message) from (read, delta, message): when each message reached the
+    recorder, not when this process got round to reading it.  A hold-up of this process
+    (tens of ms, now and then, on a busy machine) made every message read during it look
+    late.  rtmidi times each message in JACK's thread (`delta`: seconds since the one
+    before, at the period's start), so arrival k is arrival 0 plus the deltas up to k,
+    and arrival 0 is fixed by the read that came soonest after its message arrived (reads
+    are never early)."""
+    if not got:
+        return []
+    since = [0.0]
+    for _, delta, _ in got[1:]:
+        since.append(since[-1] + delta)
+    first = min(read - d for (read, _, _), d in zip(got, since, strict=True))
+    return [(first + d, m) for (_, _, m), d in zip(got, since, strict=True)]
 
 
 def _index(ports: list[str], *parts: str) -> int:
