@@ -202,17 +202,22 @@ class Daemon:
         try:
             while not self.stop_requested:
                 now = time.monotonic()
-                if self.reload_requested:
-                    self.reload_requested = False
-                    self.reload(now)
-                if self.forget_requested:
-                    self.forget_requested = False
-                    self.forget()
+                self.requests(now)
                 self.step(now)
                 self._wait()
         finally:
             self.shutdown(time.monotonic())
         return 0
+
+    def requests(self, now: float) -> None:
+        """Do what the signal handlers asked for since the last turn: reload (SIGHUP),
+        forget the session memory (SIGUSR1)."""
+        if self.reload_requested:
+            self.reload_requested = False
+            self.reload(now)
+        if self.forget_requested:
+            self.forget_requested = False
+            self.forget()
 
     def step(self, now: float) -> None:
         """One turn of the driver loop (`jazzd.play.driver`, the one offline rendering
