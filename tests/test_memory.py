@@ -7,6 +7,7 @@ import json
 import logging
 import signal
 from collections import Counter
+from itertools import pairwise
 
 import numpy as np
 import pytest
@@ -18,6 +19,7 @@ from jazzd.model.bundle import load_bundle
 from jazzd.model.memory import (
     MAX_FILE_BYTES,
     ORDER,
+    RECENT,
     VERBATIM_CAP,
     VIEWS,
     Hint,
@@ -90,7 +92,7 @@ def test_a_longer_matching_context_weighs_the_memory_more(bundle):
     probs = flat_probs(bundle)
     target = bundle.vocab.index(RUN[8])
     shares = [memory.mix(probs, ids(bundle, RUN[8 - k:8]), 0, 0.5)[target] for k in range(1, 8)]
-    assert all(b > a for a, b in zip(shares, shares[1:], strict=False)), shares
+    assert all(b > a for a, b in pairwise(shares)), shares
     assert shares[-1] > 10 * shares[0]  # one matched value barely counts, seven a lot
     longest, _ = memory.predict(ids(bundle, RUN[4:8]))
     assert longest[0] == 4
@@ -122,11 +124,13 @@ def test_when_the_exact_value_never_recurs_a_coarser_view_still_predicts(bundle)
 
 
 def reference_view(seq, context, order=ORDER):
-    """Witten-Bell over orders 1..m, the plain way: {class: p}, m (None: no match)."""
+    """Witten-Bell over orders 1..m, the plain way, over the latest RECENT moments of the
+    context's last class: {class: p}, m (None: no match)."""
     context = context[-order:]
     matches = []
-    for j in range(len(seq) - 1):
-        if seq[j] is None or seq[j + 1] is None or seq[j] != context[-1]:
+    latest = [j for j in range(len(seq)) if seq[j] is not None and seq[j] == context[-1]][-RECENT:]
+    for j in latest:
+        if j + 1 == len(seq) or seq[j + 1] is None:
             continue
         length = 1
         while (length < len(context) and j - length >= 0 and seq[j - length] is not None
@@ -151,7 +155,7 @@ def test_each_view_predicts_as_a_plain_witten_bell_over_its_matches(bundle, seed
     pool = list(bundle.vocab.values[:12])  # few values: long matches happen
     memory = memory_of(bundle)
     texts = []
-    for _ in range(300):
+    for _ in range(600):
         if rng.random() < 0.03:
             memory.cut()
             texts.append(None)
@@ -315,6 +319,21 @@ def test_a_full_memory_drops_its_oldest_quarter_and_stays_consistent(bundle):
     for k in range(5):
         context = ids(bundle, values[-10 - k:-2 - k])
         assert np.array_equal(memory.mix(probs, context, 0, 1.0), rebuilt.mix(probs, context, 0, 1.0))
+
+
+def test_the_verbatim_cap_forgets_runs_that_left_a_full_memory(bundle):
+    rng = np.random.default_rng(5)
+    filler = [bundle.vocab.values[int(i)] for i in rng.integers(len(bundle.vocab), size=60)]
+    memory = memory_of(bundle, RUN, capacity=64)
+    probs, context = flat_probs(bundle), ids(bundle, RUN[:VERBATIM_CAP])
+    ninth = bundle.vocab.index(RUN[VERBATIM_CAP])
+    assert memory.mix(probs, context, VERBATIM_CAP, 1.0)[ninth] == 0.0
+    for v in filler:  # the first quarter, RUN, goes when the memory is full
+        memory.learn(v)
+    assert memory.texts == filler[-len(memory.texts):]
+    assert memory.mix(probs, context, VERBATIM_CAP, 1.0)[ninth] > 0.0
+    tail = ids(bundle, filler[-12:-4])  # a run still held is still capped
+    assert memory.mix(probs, tail, VERBATIM_CAP, 1.0)[bundle.vocab.index(filler[-4])] == 0.0
 
 
 def test_eval_scores_the_model_with_a_memory_learning_each_piece(bundle):

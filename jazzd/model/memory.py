@@ -13,12 +13,15 @@ again over any other.
 What it holds.  The player's values in the order heard (`learn`), broken where the
 player's line was interrupted (`cut`: jazzd played, the timeline restarted), each with
 the exact interval in semitones from the player's previous note.  At most `CAPACITY`
-values and breaks: when full, the oldest quarter goes (so a memory kept for weeks holds
-the last ~1.5 hours of the player's playing, 12,288-16,384 values; about 0.4 MB as JSON).
+values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
+the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
+several hours of real playing with its rests; about 0.4 MB as JSON, ~2 MB in memory).
 
 How it predicts (`mix`).  For the context (the timeline's last values, the player's and
-jazzd's own), it looks up every earlier moment of the player's where the same values
-were played and what followed, through five views of a value, from exact to coarse:
+jazzd's own), it looks up the earlier moments of the player's where the same values
+were played and what followed (in each view the latest `RECENT` moments of the context's
+last value: recent habits count, and the cost stays flat however full the memory is),
+through five views of a value, from exact to coarse:
 
     value    the value itself: TYPE, DUR and interval window
     line     TYPE and the interval the window is centred on (no duration)
@@ -43,12 +46,21 @@ to the model's own probabilities, so the LSTM still chooses the exact value with
 Weights and half-lengths (`VIEWS`) were fitted for the lowest NLL of the shipped model
 (`models/jazzd-wjd.npz`) on its 41 validation solos, the memory learning each solo as it
 is scored (`jazzd eval`): at imitation 0.5 (the likelihood-optimal mixing) NLL goes from
-3.938 to 3.886 nats per value (-1.3%); fitted on half of the solos and scored on the
-other half, -1.2%.  At imitation 1 the weights double: a long match then nearly decides.
+3.938 to 3.880 nats per value (-1.5%; top-1 accuracy 0.170 -> 0.183); fitted on half of
+the solos and scored on the other half, -1.4% and -1.5%.  Imitation 0.25, 0.75 and 1
+give 3.889, 3.886 and 3.902: never worse than the model alone.  At imitation 1 the
+weights double, and a long match nearly decides.  (Exact values alone gave -0.7%.)
 
 Verbatim cap.  jazzd never plays more than `VERBATIM_CAP` (8) consecutive values of the
-player's: when its own last 8 values are a run of the player's, every value that would
-continue that run is masked (MaxOrder, Papadopoulos, Roy and Pachet 2014).
+player's: when its own last 8 values are a run of the player's (anywhere in the memory,
+not only in the latest moments), every value that would continue that run is masked
+(MaxOrder, Papadopoulos, Roy and Pachet 2014).  A set of hashes of every run of 8 the
+player played makes the usual answer, "no such run", one lookup.
+
+Cost.  An index of where each class was played (`_Occurrences`) finds the moments to
+match without scanning the memory; the rest is a few dozen numpy operations on at most
+5 x `RECENT` moments.  `learn` costs microseconds, except when the memory is full and its
+oldest quarter goes (milliseconds, once per 4,096 values).
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from the previous note) where the drawn value
@@ -80,7 +92,7 @@ from jazzd.music.grammar import Value, classify, parse_value
 
 CAPACITY = 16384        # values and breaks kept; when full the oldest quarter goes
 ORDER = 8               # longest context matched (values)
-WINDOW = 4096           # a coarse view looks at the last this many values only
+RECENT = 128            # a view looks at the latest this many moments of a class only
 VERBATIM_CAP = 8        # never more than this many consecutive values of the player's
 MAX_LAMBDA = 0.95       # the memory's share of the mixture at most
 HINT_MIN_MATCH = 2      # an interval is offered only for a figure matched this long
@@ -141,6 +153,7 @@ class _Classes:
             sizes.append(len(keys))
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         self.total = int(self.offsets[-1])
+        self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
         self.coarse = (self.table[1:] + self.offsets[1:-1, None]).astype(np.intp)  # (views - 1, V)
         # the value ids of the coarse classes, class after class, and where each class starts
@@ -150,6 +163,55 @@ class _Classes:
         self.starts = np.flatnonzero(np.diff(flat[order], prepend=-1))
 
 
+class _Occurrences:
+    """Per class (of all views, numbered together): the columns of the memory where a
+    value of that class was played, in order, in arrays that grow by doubling.  So the
+    moments to match are found without scanning the memory."""
+
+    def __init__(self, total: int):
+        self.cols = [_NONE] * total
+        self.count = [0] * total
+
+    def add(self, classes, col: int) -> None:
+        for g in classes:
+            n, cols = self.count[g], self.cols[g]
+            if n == cols.size:
+                cols = self.cols[g] = np.concatenate([cols, np.empty(max(8, n), dtype=np.intp)])
+            cols[n] = col
+            self.count[g] = n + 1
+
+    def latest(self, g: int, limit: int) -> np.ndarray:
+        n = self.count[g]
+        return self.cols[g][max(0, n - limit):n]
+
+    def shift(self, drop: int) -> None:
+        """The first `drop` columns after the padding went and the rest moved down."""
+        for g, n in enumerate(self.count):
+            if n:
+                cols = self.cols[g][:n]
+                kept = cols[np.searchsorted(cols, _PAD + drop):] - drop
+                self.cols[g][:kept.size] = kept
+                self.count[g] = kept.size
+
+
+_NONE = np.empty(0, dtype=np.intp)
+_HASH = 0x100000001B3  # FNV's 64-bit prime: runs of value ids hashed for the verbatim cap
+
+
+def _run_hashes(seq: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The hash of the `VERBATIM_CAP` values of `seq` ending at each of `ends` (uint64,
+    wrapping), as `_run_hash` gives for one run."""
+    h = np.zeros(ends.size, dtype=np.uint64)
+    for j in range(VERBATIM_CAP - 1, -1, -1):
+        h = h * np.uint64(_HASH) + (seq.take(ends - j) + 1).astype(np.uint64)
+    return h
+
+
+def _run_hash(ids) -> int:
+    h = 0
+    for i in ids:
+        h = (h * _HASH + i + 1) & 0xFFFFFFFFFFFFFFFF
+    return h
 _CLASSES: dict[tuple[str, ...], _Classes] = {}
 
 
@@ -182,7 +244,7 @@ class SessionMemory:
         self._vocab = None
         self._values: tuple[str, ...] = ()
         self._n = 0
-        size = _PAD + capacity
+        size = _PAD + capacity + 1  # (+1: the last value's successor, always a break)
         self._seq = np.full((len(VIEWS), size), -1, dtype=np.int32)  # classes; -1 a break
         self._ivl = np.zeros(size, dtype=np.int16)
         self._has_ivl = np.zeros(size, dtype=bool)
@@ -207,12 +269,22 @@ class SessionMemory:
         self._best = np.zeros(self._cls.total, dtype=np.intp)  # scratch of `predict`, kept zero
         self._n, self._found = 0, None
         self._seq.fill(-1)
+        self._occ = _Occurrences(self._cls.total)
+        self._runs: set[int] = set()
         for text, interval in zip(self.texts, self.intervals, strict=True):
             self._index(text, interval)
 
     def _index(self, text: str | None, interval: int | None) -> None:
         col = _PAD + self._n
-        self._seq[:, col] = -1 if text is None else self._cls.table[:, self._vocab.index(text)]
+        if text is None:
+            self._seq[:, col] = -1
+        else:
+            value = self._vocab.index(text)
+            self._seq[:, col] = self._cls.table[:, value]
+            self._occ.add(self._cls.globals[value], col)
+            run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
+            if min(run) >= 0:
+                self._runs.add(_run_hash(run))
         self._has_ivl[col] = interval is not None
         self._ivl[col] = interval or 0
         self._n += 1
@@ -242,6 +314,9 @@ class SessionMemory:
         self.intervals.clear()
         self._break, self._last_midi, self._n, self._found, self._count = False, None, 0, None, 0
         self._seq.fill(-1)
+        if self._vocab is not None:
+            self._occ = _Occurrences(self._cls.total)
+            self._runs = set()
 
     def _append(self, text: str | None, interval: int | None) -> None:
         if len(self.texts) >= self.capacity:
@@ -255,12 +330,26 @@ class SessionMemory:
                 self._seq[:, _PAD + keep:b] = -1
                 self._ivl[_PAD:_PAD + keep] = self._ivl[a:b]
                 self._has_ivl[_PAD:_PAD + keep] = self._has_ivl[a:b]
+                self._occ.shift(drop)
                 self._n, self._found = keep, None
+                self._rebuild_runs()
         self.texts.append(text)
         self.intervals.append(interval)
         self._count += text is not None
         if self._vocab is not None:
             self._index(text, interval)
+
+    def _rebuild_runs(self) -> None:
+        """The hashes of every run of `VERBATIM_CAP` values the player played (no break
+        inside), for the verbatim cap's quick test; after the oldest values went."""
+        seq = self._seq[0]
+        ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n)
+        if ends.size:
+            whole = np.ones(ends.size, dtype=bool)
+            for j in range(VERBATIM_CAP):
+                whole &= seq.take(ends - j) >= 0
+            ends = ends[whole]
+        self._runs = set(_run_hashes(seq, ends).tolist())
 
     # --- predicting ------------------------------------------------------------------
 
@@ -274,34 +363,31 @@ class SessionMemory:
             raise RuntimeError("SessionMemory used before bind(vocab)")
         self._found = None
         context = tuple(context)[-ORDER:]
-        last = _PAD + self._n - 1  # the columns before it have a successor
-        if last <= _PAD or not context:
+        if self._n < 2 or not context:
             return None
         cls, seq = self._cls, self._seq
         nviews, width, k = len(VIEWS), seq.shape[1], len(context)
         flat = seq.reshape(-1)
         rev = np.ascontiguousarray(cls.table[:, context[::-1]])  # rev[v, j]: j values back
         back = rev.reshape(-1)
-        # the moments whose value (in each view) is the context's last; coarse views
-        # look at the last WINDOW values only
-        lo = max(_PAD, last - WINDOW)
-        found = [_PAD + np.flatnonzero(seq[0, _PAD:last] == rev[0, 0])]
-        found += [v * width + lo + np.flatnonzero(seq[v, lo:last] == rev[v, 0]) for v in range(1, nviews)]
-        at = np.concatenate(found)
+        # the latest moments whose value (in each view) is the context's last
+        occ = self._occ
+        found = [occ.latest(int(g), RECENT) for g in cls.offsets[:-1] + rev[:, 0]]
         view = np.repeat(_VIEW_IDS, [f.size for f in found])
+        at = np.concatenate(found) + view * width
         cont = flat.take(at + 1)
         if not (live := cont >= 0).all():  # a break follows: nothing continued it
             at, view, cont = at[live], view[live], cont[live]
         if at.size == 0:
             return None
-        # how many values back each moment agrees with the context (at least 1)
-        match = np.ones(at.size, dtype=np.intp)
-        alive = np.arange(at.size)
-        for j in range(1, k):
-            alive = alive[flat.take(at.take(alive) - j) == back.take(view.take(alive) * k + j)]
-            if alive.size == 0:
-                break
-            match[alive] += 1
+        # how many values back each moment agrees with the context (at least 1): the
+        # first disagreement among the k - 1 values before it (a False column at the end)
+        agree = np.zeros((at.size, k), dtype=bool)
+        if k > 1:
+            back_cols = _BACK[1:k]
+            np.equal(flat.take(at[:, None] - back_cols), back.take(view[:, None] * k + back_cols),
+                     out=agree[:, :-1])
+        match = 1 + agree.argmin(axis=1)
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
         # for at least j values; N their number, D the distinct classes that followed
@@ -357,14 +443,26 @@ class SessionMemory:
         share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size), where=q > 0)
         out += probs * share.take(cls.coarse - cls.size).sum(axis=0)
         if own >= VERBATIM_CAP:
-            view, _, match, cont = self._found
-            out[cont[(view == 0) & (match >= VERBATIM_CAP)]] = 0.0
+            out[self._copies(context)] = 0.0
         s = out.sum()
         if s > 0:
             out /= s
         else:  # everything masked (a one-value vocabulary): the model alone
             np.copyto(out, probs)
         return out
+
+    def _copies(self, context) -> np.ndarray:
+        """The values that would continue a run of the player's as long as the verbatim
+        cap, matching the context's last `VERBATIM_CAP` values: all moments, not only
+        the latest."""
+        context = tuple(context)[-VERBATIM_CAP:]
+        if len(context) < VERBATIM_CAP or _run_hash(context) not in self._runs:
+            return _NONE  # (a hash collision only costs the full look below)
+        seq = self._seq[0]
+        cols = self._occ.latest(context[-1], self._occ.count[context[-1]])
+        agree = seq.take(cols[:, None] - _BACK[:VERBATIM_CAP]) == np.array(context[::-1])
+        following = seq.take(cols[agree.all(axis=1)] + 1)
+        return following[following >= 0]
 
     def interval_for(self, token: int) -> Hint | None:
         """After `mix`: the player's interval where `token` continued the longest
