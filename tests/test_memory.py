@@ -309,6 +309,22 @@ def test_the_players_interval_comes_back_from_jazzds_own_note(bundle):
     assert memory.interval_for(bundle.vocab.index("R,1.000")) is None
 
 
+def test_a_memory_moves_to_another_models_vocabulary(bundle):
+    from jazzd.music.vocab import Vocabulary
+
+    memory = memory_of(bundle, RUN)
+    smaller = Vocabulary([v for v in bundle.vocab.values if "," not in v[2:]])  # no windows
+    memory.bind(smaller)
+    assert memory.texts == RUN  # it remembers what was played, not the old model's ids
+    probs = np.full(len(smaller), 1 / len(smaller), dtype=np.float32)
+    context = [smaller.index(v) for v in RUN[:4]]  # the nearest values of the smaller one
+    mixed = memory.mix(probs, context, 0, 1.0)
+    assert np.isclose(mixed.sum(), 1.0) and mixed[smaller.index(RUN[4])] > 5 * probs[0]
+    memory.bind(bundle.vocab)
+    assert np.array_equal(memory.mix(flat_probs(bundle), ids(bundle, RUN[:4]), 0, 1.0),
+                          memory_of(bundle, RUN).mix(flat_probs(bundle), ids(bundle, RUN[:4]), 0, 1.0))
+
+
 def test_a_full_memory_drops_its_oldest_quarter_and_stays_consistent(bundle):
     rng = np.random.default_rng(4)
     values = [bundle.vocab.values[int(i)] for i in rng.integers(len(bundle.vocab), size=300)]

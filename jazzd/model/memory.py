@@ -184,14 +184,19 @@ class _Occurrences:
         n = self.count[g]
         return self.cols[g][max(0, n - limit):n]
 
-    def shift(self, drop: int) -> None:
-        """The first `drop` columns after the padding went and the rest moved down."""
-        for g, n in enumerate(self.count):
-            if n:
-                cols = self.cols[g][:n]
-                kept = cols[np.searchsorted(cols, _PAD + drop):] - drop
-                self.cols[g][:kept.size] = kept
-                self.count[g] = kept.size
+    @classmethod
+    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int) -> _Occurrences:
+        """From scratch: `classes` (views, m) played at `cols` (m, in order)."""
+        occ = cls(total)
+        flat = classes.ravel()
+        order = np.argsort(flat, kind="stable")  # a class's columns stay in order
+        where = np.tile(cols, classes.shape[0])[order]
+        ends = np.cumsum(np.bincount(flat, minlength=total))
+        for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
+            start = ends[g - 1] if g else 0
+            occ.cols[g] = where[start:ends[g]].copy()
+            occ.count[g] = occ.cols[g].size
+        return occ
 
 
 _NONE = np.empty(0, dtype=np.intp)
@@ -267,12 +272,27 @@ class SessionMemory:
         self._cls = _classes(vocab.values)
         self._mixed = np.zeros(len(vocab.values))
         self._best = np.zeros(self._cls.total, dtype=np.intp)  # scratch of `predict`, kept zero
-        self._n, self._found = 0, None
+        self._reindex()
+
+    def _reindex(self) -> None:
+        """Index `texts` and `intervals` for the bound vocabulary from scratch (at `bind`,
+        and when the oldest quarter went): each view's classes, where each class was
+        played, the runs of the player's for the verbatim cap."""
+        cls = self._cls
+        ids = np.array([-1 if t is None else self._vocab.index(t) for t in self.texts], dtype=np.intp)
+        cols = _PAD + np.flatnonzero(ids >= 0)
+        classes = cls.table[:, ids[ids >= 0]]
         self._seq.fill(-1)
-        self._occ = _Occurrences(self._cls.total)
-        self._runs: set[int] = set()
-        for text, interval in zip(self.texts, self.intervals, strict=True):
-            self._index(text, interval)
+        self._seq[:, cols] = classes
+        self._has_ivl.fill(False)
+        known = [(k, i) for k, i in enumerate(self.intervals) if i is not None]
+        if known:
+            at, ivl = np.array(known).T
+            self._has_ivl[_PAD + at] = True
+            self._ivl[_PAD + at] = ivl
+        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total)
+        self._n, self._found = len(self.texts), None
+        self._rebuild_runs()
 
     def _index(self, text: str | None, interval: int | None) -> None:
         col = _PAD + self._n
@@ -312,11 +332,9 @@ class SessionMemory:
         """Forget everything (a CC, SIGUSR1)."""
         self.texts.clear()
         self.intervals.clear()
-        self._break, self._last_midi, self._n, self._found, self._count = False, None, 0, None, 0
-        self._seq.fill(-1)
+        self._break, self._last_midi, self._count = False, None, 0
         if self._vocab is not None:
-            self._occ = _Occurrences(self._cls.total)
-            self._runs = set()
+            self._reindex()
 
     def _append(self, text: str | None, interval: int | None) -> None:
         if len(self.texts) >= self.capacity:
@@ -324,15 +342,7 @@ class SessionMemory:
             self._count -= drop - self.texts[:drop].count(None)
             del self.texts[:drop], self.intervals[:drop]
             if self._vocab is not None:
-                a, b = _PAD + drop, _PAD + self._n
-                keep = self._n - drop
-                self._seq[:, _PAD:_PAD + keep] = self._seq[:, a:b]
-                self._seq[:, _PAD + keep:b] = -1
-                self._ivl[_PAD:_PAD + keep] = self._ivl[a:b]
-                self._has_ivl[_PAD:_PAD + keep] = self._has_ivl[a:b]
-                self._occ.shift(drop)
-                self._n, self._found = keep, None
-                self._rebuild_runs()
+                self._reindex()
         self.texts.append(text)
         self.intervals.append(interval)
         self._count += text is not None
@@ -343,7 +353,7 @@ class SessionMemory:
         """The hashes of every run of `VERBATIM_CAP` values the player played (no break
         inside), for the verbatim cap's quick test; after the oldest values went."""
         seq = self._seq[0]
-        ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n)
+        ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n, dtype=np.intp)
         if ends.size:
             whole = np.ones(ends.size, dtype=bool)
             for j in range(VERBATIM_CAP):
