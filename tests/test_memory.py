@@ -215,6 +215,17 @@ def test_the_ninth_consecutive_value_of_the_players_is_masked(bundle):
     assert memory.mix(probs, shorter, VERBATIM_CAP, 1.0)[ninth] > 0.3
 
 
+def test_the_cap_holds_beyond_the_latest_moments(bundle):
+    memory = memory_of(bundle, RUN[:VERBATIM_CAP + 1])
+    for _ in range(RECENT + 5):  # the 8th value, many times since, each time the line broke
+        memory.learn(RUN[VERBATIM_CAP - 1])
+        memory.cut()
+    context = ids(bundle, RUN[:VERBATIM_CAP])
+    assert memory.predict(context) is None  # the latest moments of it continued nothing
+    mixed = memory.mix(flat_probs(bundle), context, VERBATIM_CAP, 1.0)
+    assert mixed[bundle.vocab.index(RUN[VERBATIM_CAP])] == 0.0 and np.isclose(mixed.sum(), 1.0)
+
+
 def longest_common_run(a, b):
     best = 0
     for i in range(len(a)):

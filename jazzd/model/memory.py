@@ -15,7 +15,7 @@ player's line was interrupted (`cut`: jazzd played, the timeline restarted), eac
 the exact interval in semitones from the player's previous note.  At most `CAPACITY`
 values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
 the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
-several hours of real playing with its rests; about 0.4 MB as JSON, ~2 MB in memory).
+several hours of real playing with its rests; about 0.3 MB as JSON, 3.5 MB in memory).
 
 How it predicts (`mix`).  For the context (the timeline's last values, the player's and
 jazzd's own), it looks up the earlier moments of the player's where the same values
@@ -433,27 +433,31 @@ class SessionMemory:
         (float64) that the next call overwrites; `probs` is left as it is.
         """
         out = self._mixed
-        found = self.predict(context) if imitation > 0 else None
-        if found is None:
-            np.copyto(out, probs)
+        np.copyto(out, probs)
+        if imitation <= 0:
             return out
-        longest, q = found
-        cls = self._cls
-        m2 = longest.astype(np.float64) ** 2
-        lam = 2.0 * min(float(imitation), 1.0) * _WEIGHT * m2 / (m2 + _HALF2)
-        total = lam.sum()
-        if total > MAX_LAMBDA:
-            lam *= MAX_LAMBDA / total
-            total = MAX_LAMBDA
-        np.multiply(probs, 1.0 - total, out=out)
-        out += lam[0] * q[:cls.size]
-        # a coarse class's share goes to its values as the model shares it among them
-        mass = np.add.reduceat(probs.astype(np.float64).take(cls.members), cls.starts)
-        q = q[cls.size:]
-        share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size), where=q > 0)
-        out += probs * share.take(cls.coarse - cls.size).sum(axis=0)
-        if own >= VERBATIM_CAP:
-            out[self._copies(context)] = 0.0
+        found = self.predict(context)
+        if found is not None:
+            longest, q = found
+            cls = self._cls
+            m2 = longest.astype(np.float64) ** 2
+            lam = 2.0 * min(float(imitation), 1.0) * _WEIGHT * m2 / (m2 + _HALF2)
+            total = lam.sum()
+            if total > MAX_LAMBDA:
+                lam *= MAX_LAMBDA / total
+                total = MAX_LAMBDA
+            out *= 1.0 - total
+            out += lam[0] * q[:cls.size]
+            # a coarse class's share goes to its values as the model shares it among them
+            mass = np.add.reduceat(probs.astype(np.float64).take(cls.members), cls.starts)
+            q = q[cls.size:]
+            share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size),
+                              where=(q > 0) & (mass > 0))
+            out += probs * share.take(cls.coarse - cls.size).sum(axis=0)
+        copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
+        if found is None and copies.size == 0:
+            return out
+        out[copies] = 0.0
         s = out.sum()
         if s > 0:
             out /= s
