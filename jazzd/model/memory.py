@@ -98,7 +98,7 @@ MAX_LAMBDA = 0.95       # the memory's share of the mixture at most
 HINT_MIN_MATCH = 2      # an interval is offered only for a figure matched this long
 FORMAT = "jazzd-session-memory"
 VERSION = 1
-MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.4 MB
+MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.3 MB
 assert ORDER >= VERBATIM_CAP
 
 
