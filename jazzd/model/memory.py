@@ -155,7 +155,8 @@ class _Classes:
         self.total = int(self.offsets[-1])
         self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
-        self.coarse = (self.table[1:] + self.offsets[1:-1, None]).astype(np.intp)  # (views - 1, V)
+        coarse = self.table[1:] + self.offsets[1:-1, None]
+        self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
         # the value ids of the coarse classes, class after class, and where each class starts
         flat = self.coarse.ravel()
         order = np.argsort(flat, kind="stable")
@@ -378,8 +379,7 @@ class SessionMemory:
         cls, seq = self._cls, self._seq
         nviews, width, k = len(VIEWS), seq.shape[1], len(context)
         flat = seq.reshape(-1)
-        rev = np.ascontiguousarray(cls.table[:, context[::-1]])  # rev[v, j]: j values back
-        back = rev.reshape(-1)
+        rev = cls.table[:, context[::-1]]  # rev[v, j]: the context's value j back, in view v
         # the latest moments whose value (in each view) is the context's last
         occ = self._occ
         found = [occ.latest(int(g), RECENT) for g in cls.offsets[:-1] + rev[:, 0]]
@@ -394,9 +394,7 @@ class SessionMemory:
         # first disagreement among the k - 1 values before it (a False column at the end)
         agree = np.zeros((at.size, k), dtype=bool)
         if k > 1:
-            back_cols = _BACK[1:k]
-            np.equal(flat.take(at[:, None] - back_cols), back.take(view[:, None] * k + back_cols),
-                     out=agree[:, :-1])
+            np.equal(flat.take(at[:, None] - _BACK[1:k]), rev[:, 1:].take(view, axis=0), out=agree[:, :-1])
         match = 1 + agree.argmin(axis=1)
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
@@ -449,11 +447,11 @@ class SessionMemory:
             out *= 1.0 - total
             out += lam[0] * q[:cls.size]
             # a coarse class's share goes to its values as the model shares it among them
-            mass = np.add.reduceat(probs.astype(np.float64).take(cls.members), cls.starts)
+            mass = np.add.reduceat(probs.take(cls.members), cls.starts)
             q = q[cls.size:]
             share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size),
                               where=(q > 0) & (mass > 0))
-            out += probs * share.take(cls.coarse - cls.size).sum(axis=0)
+            out += probs * share.take(cls.coarse).sum(axis=0)
         copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
             return out
