@@ -142,7 +142,7 @@ class _Classes:
     def __init__(self, values: tuple[str, ...]):
         parsed = [parse_value(v) for v in values]
         self.size = len(values)
-        self.table = np.empty((len(VIEWS), self.size), dtype=np.int32)
+        self.table = np.empty((len(VIEWS), self.size), dtype=np.int16)
         sizes = []
         for i, view in enumerate(VIEWS):
             if view.key is None:
@@ -252,7 +252,7 @@ class SessionMemory:
         self._values: tuple[str, ...] = ()
         self._n = 0
         size = _PAD + capacity + 1  # (+1: the last value's successor, always a break)
-        self._seq = np.full((len(VIEWS), size), -1, dtype=np.int32)  # classes; -1 a break
+        self._seq = np.full((len(VIEWS), size), -1, dtype=np.int16)  # classes; -1 a break
         self._ivl = np.zeros(size, dtype=np.int16)
         self._has_ivl = np.zeros(size, dtype=bool)
         self._mixed = np.zeros(0)
