@@ -312,12 +312,19 @@ def test_the_players_interval_comes_back_from_jazzds_own_note(bundle):
     memory.mix(flat_probs(bundle), ids(bundle, [v for v, _ in line[:3]]), 0, 1.0)
     hint = memory.interval_for(bundle.vocab.index(line[3][0]))
     assert hint == Hint(3, 3)
-    fmaj = parse_chord("F")
-    assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 84)) == 72  # A -> C: a chord tone of F
-    assert hinted_pitch(hint, "S,0.500,<M3,d-3>", fmaj, 69, (55, 84)) is None  # not of that type
-    assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 71)) is None  # out of range
-    assert hinted_pitch(Hint(3, 1), line[3][0], fmaj, 69, (55, 84)) is None  # matched too briefly
+    # Another value with the same interval window: the figure view (rhythm and interval)
+    # knows the player's interval there too.
+    assert memory.interval_for(bundle.vocab.index("A,0.500,<M3,d-3>")) == Hint(3, 3)
     assert memory.interval_for(bundle.vocab.index("R,1.000")) is None
+    memory.mix(flat_probs(bundle), ids(bundle, [line[2][0]]), 0, 1.0)  # one value matched: too short
+    assert memory.interval_for(bundle.vocab.index(line[3][0])) is None
+    fmaj = parse_chord("F")
+    assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 84)) == 72  # A -> C: the same interval
+    # A scale tone a minor third up is not there over F: bent to the nearest one, Bb.
+    assert hinted_pitch(hint, "S,0.500,<M3,d-3>", fmaj, 69, (55, 84)) == 70
+    assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 68)) is None  # no chord tone in window and range
+    assert hinted_pitch(hint, line[3][0], fmaj, None, (55, 84)) is None
+    assert hinted_pitch(None, line[3][0], fmaj, 69, (55, 84)) is None
 
 
 def test_a_memory_moves_to_another_models_vocabulary(bundle):
