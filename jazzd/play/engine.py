@@ -204,10 +204,6 @@ class Engine:
         self.listener.reset()
         return self._merge(plan, self._update(t) if self._tick else Plan([]))
 
-    def forget(self) -> None:
-        """Clear the session memory (a CC, SIGUSR1): jazzd no longer knows the player."""
-        self.memory.clear()
-
     def stop(self, t: float) -> Plan:
         """Silence: cancel everything from `t` and release what sounds."""
         plan = self._cut(t)
