@@ -129,7 +129,8 @@ def _cmd_report(args) -> int:
     opts = Options(real=args.real, output=args.output, model=str(args.model or default_model()),
                    fmt=args.format, split=args.split, compare=args.compare or [],
                    compare_names=args.compare_name or [], compare_models=args.compare_model or [], bars=args.bars, samples=args.samples, seed=args.seed,
-                   temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, progress=not args.quiet)
+                   temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, calls=args.calls,
+                   listen_overrides=_listen_overrides(args.listen_set or []), progress=not args.quiet)
     result = run_report(opts)
     out = Path(args.output)
     print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {len(result['plots'])} plots and "
@@ -137,7 +138,29 @@ def _cmd_report(args) -> int:
     for name, d in result["distances"].items():
         fams = "  ".join(f"{fam} OA {v['oa']:.3f}" for fam, v in d["families"].items())
         print(f"  {name:<24} {fams}")
+    if result.get("listening"):
+        feats = result["listening"]["features"]
+        print("  listening (real / jazzd): " + "  ".join(
+            f"{name} {e['real']['mean']:.3f}/{e['jazzd']['mean']:.3f}" for name, e in feats.items()))
     return 0
+
+
+def _listen_overrides(items: list[str]) -> dict:
+    """`--listen-set section.key=value` as {Settings field: engine value}: checked by the
+    config's rules (the packaged defaults plus these, no config files), engine keys only."""
+    from dataclasses import fields
+
+    from jazzd.errors import ConfigError
+    from jazzd.live.config import load_config, parse_overrides
+    from jazzd.play.settings import Settings, engine_value
+
+    given = parse_overrides(items, label="--listen-set")
+    engine = {f.metadata["key"]: f for f in fields(Settings)}
+    for key in given:
+        if key not in engine:
+            raise ConfigError(f"--listen-set {key}: not an engine setting; use one of {', '.join(engine)}")
+    flat = load_config(None, given, system_paths=()).flat()
+    return {engine[k].name: engine_value(engine[k], flat[k]) for k in given}
 
 
 def _overrides(args) -> dict:
@@ -290,7 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, metavar="S", help="seed of the first solo (then S+1, ...)")
     p.add_argument("--temperature", type=float, default=1.0, metavar="T")
     p.add_argument("--top-p", type=float, default=0.95, metavar="P")
-    p.add_argument("--tempo", type=float, default=140.0, metavar="BPM", help="tempo of the MIDI files")
+    p.add_argument("--tempo", type=float, default=140.0, metavar="BPM",
+                   help="tempo of the MIDI files and of the listening measure's calls")
+    p.add_argument("--calls", type=int, default=600, metavar="N",
+                   help="call-and-answer pairs of the listening measure, spread over the solos "
+                        "(default 600: all of the WJD validation solos' 480; 0: no listening measure)")
+    p.add_argument("--listen-set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="an engine setting for the listening measure's calls, e.g. call.silence_beats=0.5; "
+                        "repeatable")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_report)
 

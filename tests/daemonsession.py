@@ -129,6 +129,13 @@ class Session:
                 out.append((t, isinstance(event, NoteOn), event.note))
         return out
 
+    def story(self, notes: set[int]) -> str:
+        """For a failure message: every message received that names one of `notes` (its
+        time, hex), then the end of jazzd's stderr."""
+        lines = [f"{t:8.4f} {m.hex(' ')}" for t, m in self.received
+                 if len(m) == 3 and m[0] & 0xE0 == 0x80 and m[1] in notes]
+        return "\n".join(["received:", *lines, "stderr:", *self.stderr().splitlines()[-20:]])
+
     def stop(self, sig=signal.SIGTERM) -> int:
         """Signal jazzd and record until it exits; `stop_received` holds (seconds after the
         signal, message) of what came after it."""

@@ -114,6 +114,11 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
     assert "real (half vs half)" in r["distances"]
     md = (out / "report.md").read_text()
     assert "| chord-tone ratio (beats 1 and 3) |" in md and "wjd-midi OA" in md
+    # the listening measure: phrases of the real solos (within --bars) as calls
+    listening = r["listening"]
+    assert listening["solos"] == 8 and listening["pairs"]["used"] == listening["pairs"]["available"] > 10
+    assert listening["settings"]["tempo"] == 140 and listening["turn_taking"]["gap"]["n"] > 0
+    assert "## Listening: call and response" in md and "| register (correlation of mean pitches) |" in md
 
 
 @pytest.mark.shared
@@ -149,5 +154,11 @@ def test_report_errors_are_one_line_and_exit_2(tmp_path, capsys):
     assert main(["report", "--model", str(bundle), "--real", str(tmp_path), "--bars", "0",
                  "-o", str(tmp_path / "r")]) == 2
     assert "--bars" in capsys.readouterr().err
+    assert main(["report", "--model", str(bundle), "--real", str(tmp_path), "--calls", "1",
+                 "-o", str(tmp_path / "r")]) == 2
+    assert "--calls" in capsys.readouterr().err
+    assert main(["report", "--model", str(bundle), "--real", str(tmp_path), "--listen-set", "call.nope=1",
+                 "-o", str(tmp_path / "r")]) == 2
+    assert "call.nope" in capsys.readouterr().err
     assert main(["report", "--model", str(tmp_path / "missing.npz"), "--real", str(tmp_path),
                  "-o", str(tmp_path / "r")]) == 2

@@ -15,6 +15,10 @@ music21.
    one trained by the seed's recipe) rendered over the same changes with the same seeds
    (measured only: their MIDI is not written, since such a model may be trained on
    material that must not be shipped).
+4. Listening (`jazzd.judge.listening`): phrases of the real solos played into the engine
+   as calls, its answers next to what the soloist played next (relatedness per
+   feature, verbatim runs, turn-taking); `--calls` caps the pairs (0: skipped), and
+   `listen_overrides` sets the engine up (`--listen-set`).
 Every set becomes `metrics.Solo`s through one path (a `Piece`, encoded by the grammar),
 with `--bars` capping every piece alike.  The real solos are read once and the bundle
 loaded once.  Then: the model's likelihood on the real set as measured (so within
@@ -69,6 +73,8 @@ class Options:
     temperature: float = 1.0
     top_p: float = 0.95
     tempo: float = 140.0
+    calls: int = 600  # call-and-answer pairs for the listening measure (0: none)
+    listen_overrides: dict = field(default_factory=dict)  # {Settings field: value} for it
     progress: bool = True
 
 
@@ -263,6 +269,8 @@ def run_report(opts: Options) -> dict:
         raise ConfigError(f"--split must be one of {', '.join(SPLITS)}")
     if (opts.bars is not None and opts.bars < 1) or (opts.samples is not None and opts.samples < 1):
         raise ConfigError("--bars and --samples must be at least 1")
+    if opts.calls < 0 or opts.calls == 1:
+        raise ConfigError("--calls must be 0 (no listening measure) or at least 2")
     if opts.tempo <= 0 or opts.temperature < 0 or not 0 < opts.top_p <= 1:
         raise ConfigError("--tempo must be positive, --temperature at least 0, --top-p in (0, 1]")
     started = time.monotonic()
@@ -307,6 +315,12 @@ def run_report(opts: Options) -> dict:
         "distances": {},
         "copying_reference": None if index is None else {"training_solos_values": index.tokens},
     }
+    if opts.calls:
+        from jazzd.judge.listening import measure
+
+        result["listening"] = measure(bundle, real_pieces, calls=opts.calls, seed=opts.seed, tempo=opts.tempo,
+                                      temperature=opts.temperature, top_p=opts.top_p,
+                                      overrides=opts.listen_overrides, progress=opts.progress)
     for s in sets:
         result["sets"][s.name] = {"kind": s.kind, **set_summary(s.solos, tables[s.name]),
                                   "copying": copying_summary(index, s.solos)}
@@ -443,6 +457,10 @@ def markdown(r: dict) -> str:
             c = sets[n]["copying"]
             lines.append(f"| {n} | {c['longest']} | {c['median']:.1f} | {c['longest_piece']} |")
         lines.append("")
+    if r.get("listening"):
+        from jazzd.judge.listening import markdown as listening_markdown
+
+        lines += listening_markdown(r["listening"])
     dist = r["distances"]
     dnames = list(dist)
     lines += ["## Distance to the real solos (MGEval)", "",
