@@ -316,8 +316,10 @@ def test_the_players_interval_comes_back_from_jazzds_own_note(bundle):
     # knows the player's interval there too.
     assert memory.interval_for(bundle.vocab.index("A,0.500,<M3,d-3>")) == Hint(3, 3)
     assert memory.interval_for(bundle.vocab.index("R,1.000")) is None
-    memory.mix(flat_probs(bundle), ids(bundle, [line[2][0]]), 0, 1.0)  # one value matched: too short
+    memory.mix(flat_probs(bundle), ids(bundle, [line[2][0]]), 0, 0.5)  # one value matched: too short
     assert memory.interval_for(bundle.vocab.index(line[3][0])) is None
+    memory.mix(flat_probs(bundle), ids(bundle, [line[2][0]]), 0, 0.8)  # ... unless imitating eagerly
+    assert memory.interval_for(bundle.vocab.index(line[3][0])) == Hint(3, 1)
     fmaj = parse_chord("F")
     assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 84)) == 72  # A -> C: the same interval
     # A scale tone a minor third up is not there over F: bent to the nearest one, Bb.
