@@ -5,6 +5,10 @@
 1. Cost per beat: duet mode at 240 bpm with dense input (the player's 16th notes above
    the split and a new chord every bar below it), timing everything the engine does in
    each beat (hearing, encoding, model steps, decoding, planning): median and p99.
+   Then the same with the session memory on (imitation 1) and full (`CAPACITY` values
+   of a player's line: phrases the model itself plays, the worst case for its search),
+   with the memory's own cost per step: `mix` per value jazzd plays, `learn` per value
+   heard.
 2. Offline render: 32 bars of solo mode through the manual clock (what `jazzd generate`
    does), wall time.
 3. Chord tones on strong beats (beats 1 and 3 of a bar): the share of rendered notes that
@@ -29,6 +33,7 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 
 from jazzd.model.bundle import load_bundle  # noqa: E402
+from jazzd.model.memory import CAPACITY, SessionMemory  # noqa: E402
 from jazzd.model.runtime import Runtime  # noqa: E402
 from jazzd.model.shipped import default_model  # noqa: E402
 from jazzd.music.grammar import classify  # noqa: E402
@@ -36,6 +41,7 @@ from jazzd.music.progression import parse_progression  # noqa: E402
 from jazzd.play.engine import Engine, Settings  # noqa: E402
 from jazzd.play.events import NoteOff, NoteOn, Tick  # noqa: E402
 from jazzd.play.offline import render  # noqa: E402
+from jazzd.play.soloist import Soloist  # noqa: E402
 
 CHANGES = {
     "ii-V-I": "Dm7 G7 | Cmaj7 % | Em7b5 A7 | Dm7 % | Dm7 G7 | Cmaj7 A7 | Dm7 G7 | Cmaj7 %",
@@ -45,8 +51,56 @@ CHANGES = {
 CHORD_HAND = [[50, 53, 57, 48], [43, 47, 50, 53], [48, 52, 55, 59], [45, 49, 52, 55]]
 
 
-def cost_per_beat(bundle, beats: int, tempo: float = 240.0) -> dict:
-    engine = Engine(Runtime(bundle), np.random.default_rng(0), Settings(mode="duet"))
+def player_memory(bundle, values: int = CAPACITY, phrase: int = 24) -> SessionMemory:
+    """A session memory holding `values` of a player's line: phrases of `phrase` values
+    that the model plays over changing chords (so its figures recur as a player's do)."""
+    memory = SessionMemory()
+    soloist = Soloist(Runtime(bundle), np.random.default_rng(1))
+    prog = parse_progression(CHANGES["Bb blues"])
+    beat = 0.0
+    while len(memory.texts) < values:
+        if len(memory.texts) % (phrase + 1) == phrase:
+            memory.cut()
+        bar_pos = beat % prog.beats_per_bar
+        value, midi, dur = soloist.play(bar_pos, bar_pos < 1e-6, prog.chord_at(beat))
+        memory.learn(value, midi)
+        beat += max(dur, 1 / 12)
+    return memory
+
+
+def _timed(fn, times: list):
+    def timed(*args):
+        start = time.perf_counter_ns()
+        out = fn(*args)
+        times.append((time.perf_counter_ns() - start) / 1000)
+        return out
+    return timed
+
+
+def _stats(us) -> dict:
+    us = np.asarray(us)
+    return {"calls": int(us.size), "median_us": round(float(np.median(us)), 1),
+            "p99_us": round(float(np.percentile(us, 99)), 1), "max_us": round(float(us.max()), 1)}
+
+
+def memory_learn_cost(memory: SessionMemory, values: int = 8000) -> dict:
+    """`learn` on a full memory (so the oldest quarter goes now and then)."""
+    texts = [t for t in memory.texts if t is not None][:values]
+    times = []
+    learn = _timed(memory.learn, times)
+    for k, text in enumerate(texts):
+        learn(text, 60 + k % 12)
+    return _stats(times)
+
+
+def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemory | None = None) -> dict:
+    """Per beat, in duet mode; with a `memory`, at imitation 1 (and the memory's own
+    cost per `mix` under "memory_mix")."""
+    settings = Settings(mode="duet", imitation=1.0 if memory is not None else 0.0)
+    engine = Engine(Runtime(bundle), np.random.default_rng(0), settings, memory=memory)
+    mixes: list[float] = []
+    if memory is not None:
+        memory.mix = _timed(memory.mix, mixes)
     spb = 60.0 / tempo
     per_beat = []
     held: list[int] = []
@@ -66,10 +120,15 @@ def cost_per_beat(bundle, beats: int, tempo: float = 240.0) -> dict:
             engine.feed(ev)
         per_beat.append((time.perf_counter_ns() - start) / 1000)
     warm = np.array(per_beat[8:])
-    return {"tempo_bpm": tempo, "beats": len(warm), "input_events_per_beat": 9,
-            "notes_played": engine.stats.played_notes,
-            "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
-            "max_us": round(float(warm.max()), 1), "budget_us_per_beat": round(spb * 1e6)}
+    out = {"tempo_bpm": tempo, "beats": len(warm), "input_events_per_beat": 9,
+           "notes_played": engine.stats.played_notes,
+           "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
+           "max_us": round(float(warm.max()), 1), "budget_us_per_beat": round(spb * 1e6)}
+    if memory is not None:
+        del memory.mix  # the class's again
+        out["memory_values"] = len(memory)
+        out["memory_mix"] = _stats(mixes)
+    return out
 
 
 def offline_render(bundle, bars: int = 32) -> dict:
@@ -118,7 +177,11 @@ def main() -> None:
     out = {"bench": "engine", "model": str(path), "model_cfg": {k: bundle.cfg[k] for k in ("layers", "vocab_size")},
            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
-           "cost_per_beat": cost_per_beat(bundle, args.beats), "render_32_bars": offline_render(bundle)}
+           "cost_per_beat": cost_per_beat(bundle, args.beats)}
+    memory = player_memory(bundle)
+    out["cost_per_beat_with_memory"] = cost_per_beat(bundle, args.beats, memory=memory)
+    out["memory_learn"] = memory_learn_cost(memory)
+    out["render_32_bars"] = offline_render(bundle)
     chord_tones = strong_beat_chord_tones(bundle)
     real = wjd_strong_beat_chord_tones()
     out["strong_beat_chord_tone_ratio"] = {**chord_tones, **(real or {"real": None})}

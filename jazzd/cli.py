@@ -111,13 +111,20 @@ def _prime(soloist, path) -> None:
 def _cmd_eval(args) -> int:
     from jazzd.training.evaluate import evaluate_sources
 
-    result = evaluate_sources(args.model or default_model(), args.sources, fmt=args.format, split=args.split)
+    if not 0 <= args.imitation <= 1:
+        raise ConfigError(f"--imitation {args.imitation:g}: must be from 0 (no session memory) to 1")
+    result = evaluate_sources(args.model or default_model(), args.sources, fmt=args.format, split=args.split,
+                              imitation=args.imitation)
     if args.json:
         print(json.dumps(result))
     else:
         base = result["baseline"]
         print(f"{result['pieces']} pieces, {result['tokens']} tokens")
         print(f"  model    NLL {result['nll']:.4f} nats/token   accuracy {result['accuracy']:.4f}")
+        if "memory" in result:
+            mem = result["memory"]
+            print(f"  + memory NLL {mem['nll']:.4f} nats/token   accuracy {mem['accuracy']:.4f}   "
+                  f"(session memory learning each solo as it is scored, imitation {mem['imitation']:g})")
         if base:
             print(f"  trigram  NLL {base['nll']:.4f} nats/token   accuracy {base['accuracy']:.4f}")
         else:
@@ -171,7 +178,7 @@ def _overrides(args) -> dict:
     from jazzd.live.config import parse_overrides
 
     overrides = {}
-    for key, value in (("model.path", args.model), ("midi.backend", args.backend),
+    for key, value in (("model.path", args.model), ("model.memory", args.memory), ("midi.backend", args.backend),
                        ("midi.input", args.input), ("midi.output", args.output),
                        ("engine.mode", args.mode), ("clock.tempo", args.tempo),
                        ("clock.source", args.clock)):
@@ -295,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", default="auto", choices=["auto", "seed", "wjazzd", "midi"])
     p.add_argument("--split", choices=["train", "validation"],
                    help="only the pieces of the bundle's training or validation split")
+    p.add_argument("--imitation", type=float, default=0.5, metavar="X",
+                   help="also score with a session memory that learns each solo as it is scored, "
+                        "mixed in as engine.imitation X does (default 0.5; 0 = plain model only)")
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.set_defaults(func=_cmd_eval)
 
@@ -336,6 +346,9 @@ def build_parser() -> argparse.ArgumentParser:
     settings = argparse.ArgumentParser(add_help=False)
     settings.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
     settings.add_argument("--config", metavar="FILE", help="configuration file (after /etc and the user's)")
+    settings.add_argument("--memory", metavar="PATH",
+                          help='session memory file, loaded at start and saved on stop ("off": none; '
+                               "default: memory.json in $STATE_DIRECTORY when set)")
     settings.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
     settings.add_argument("--in", dest="input", metavar="NAME", help="connect to this input port (index or name)")
     settings.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")

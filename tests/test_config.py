@@ -37,15 +37,15 @@ DOCUMENTED = {
     "clock": {"source": "internal", "tempo": 120.0, "send": False, "beats_per_bar": 4},
     "engine": {"mode": "call", "split": 60, "chord_channel": 0, "melody_channel": 0,
                "progression": "", "temperature": 1.0, "top_p": 0.95, "density": 1.0,
-               "range_low": 55, "range_high": 84, "follow_register": True,
+               "imitation": 0.0, "range_low": 55, "range_high": 84, "follow_register": True,
                "lookahead_beats": 1, "velocity_humanize": 6},
     "call": {"silence_beats": 1.0, "max_bars": 4, "min_beats": 1.0, "answer_start": "beat",
              "answer_beats": 0, "interrupt": True, "turn_taking": "model", "end_probability": 0.2,
              "end_silence_beats": 0.5, "continue_silence_beats": 1.25},
     "duet": {"overlap": 0.1, "gap_beats": 0.5},
-    "model": {"path": "", "folder": ""},
+    "model": {"path": "", "folder": "", "memory": ""},
     "control": {"temperature_cc": 71, "density_cc": 74, "mode_cc": 80, "answer_length_cc": 81,
-                "panic_cc": 82, "program_change": True},
+                "panic_cc": 82, "imitation_cc": 85, "forget_cc": 86, "program_change": True},
     "system": {"realtime": False, "watchdog": True, "log_level": "info"},
 }
 
@@ -388,6 +388,14 @@ def test_paths_are_taken_from_the_config_files_folder(tmp_path, monkeypatch):
         tmp_path / "home" / "x.npz")
     assert load_config(overrides={"model.path": "/abs/x.npz"}, system_paths=[]).model.path == "/abs/x.npz"
     assert load_config(system_paths=[]).model.path == ""
+
+
+def test_the_memory_file_is_a_path_except_off(tmp_path):
+    cfg = load_text(tmp_path, '[model]\nmemory = "state/memory.json"\n')
+    assert cfg.model.memory == str(tmp_path / "state" / "memory.json")
+    assert load_text(tmp_path, '[model]\nmemory = "off"\n').model.memory == "off"
+    assert load_config(overrides={"model.memory": "off"}, system_paths=[]).model.memory == "off"
+    assert main(["config", "model.memory", "--memory", "off"]) == 0
 
 
 # --- the file documents itself; no drift between the file, RULES and the dataclasses ---------

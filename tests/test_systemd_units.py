@@ -154,6 +154,7 @@ def test_units_keep_what_jazzd_needs(unit, user):
     assert "CPUSchedulingPolicy" not in s  # the beat thread alone goes FIFO
     assert {"LimitRTPRIO", "LimitRTTIME", "LimitMEMLOCK"} <= s.keys()
     assert s["MemoryDenyWriteExecute"] == ["yes"]
+    assert s["StateDirectory"] == ["jazzd"]  # $STATE_DIRECTORY: the session memory's home
     if user:
         assert s["PrivateUsers"] == ["yes"] and s["ConditionUser"] == ["!@system"]
         assert s["WantedBy"] == ["default.target"]

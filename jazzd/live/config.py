@@ -49,9 +49,11 @@ COMMAND_LINE = "command line"  # origin of a value given as section.key=value
 
 @dataclass(frozen=True)
 class FilePath(Text):
-    """"" or a path; ~ is expanded and a relative path is taken from the setting file's folder."""
+    """"" or a path; ~ is expanded and a relative path is taken from the setting file's folder
+    (except the `words` that mean something else, e.g. "off")."""
 
     what: str = '"" or a path in quotes'
+    words: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -79,11 +81,15 @@ SHELL_RULES: dict[str, Rule] = {
     "engine.progression": Chords(),
     "model.path": FilePath('"" (the bundled model) or a bundle file path in quotes'),
     "model.folder": FilePath('"" (none) or a folder path in quotes'),
+    "model.memory": FilePath('"" ($STATE_DIRECTORY/memory.json, if set), "off" or a file path in quotes',
+                             words=("off",)),
     "control.temperature_cc": CC_NUMBER,
     "control.density_cc": CC_NUMBER,
     "control.mode_cc": CC_NUMBER,
     "control.answer_length_cc": CC_NUMBER,
     "control.panic_cc": CC_NUMBER,
+    "control.imitation_cc": CC_NUMBER,
+    "control.forget_cc": CC_NUMBER,
     "control.program_change": Flag(),
     "system.realtime": Flag(),
     "system.watchdog": Flag(),
@@ -231,7 +237,7 @@ def _checked(key: str, value: Any, label: str, base_dir: Path) -> Any:
     v = _coerce(kind, value)
     if v is _WRONG_TYPE or not rule.ok(v):
         raise ConfigError(f"{label}: {key} = {_show(value)}: must be {rule.describe(kind)}")
-    if isinstance(rule, FilePath) and v:
+    if isinstance(rule, FilePath) and v and v not in rule.words:
         v = os.path.normpath(base_dir / Path(v).expanduser())
     return v
 

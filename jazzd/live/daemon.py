@@ -6,8 +6,14 @@ music21.  The loop polls input (Python never runs in JACK's thread), feeds the e
 sends what the schedule says is due at absolute deadlines (sleep, then spin the last
 stretch), pings the watchdog from the beat path, and turns signals into flags:
 SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
-program-change bundles atomically (a program change itself reads no file).
+program-change bundles atomically (a program change itself reads no file), SIGUSR1
+clears the session memory (as the forget CC does).
 Bad input is dropped and counted, never raised.
+
+The session memory (`jazzd.model.memory`) belongs to the daemon, not to an engine: a
+reload or a program change hands the same memory to the new engine.  It is loaded from
+[model] memory at start (a file that is not a memory: a warning and an empty memory)
+and saved there on stop, after the notes are silenced.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from jazzd.live.midi import SUSTAIN
 from jazzd.live.notify import Notifier
 from jazzd.live.ports import open_ports
 from jazzd.model.bundle import load_bundle
+from jazzd.model.memory import SessionMemory, load_memory, memory_path
 from jazzd.model.runtime import Runtime
 from jazzd.model.shipped import default_model
 from jazzd.music.progression import parse_progression
@@ -92,6 +99,9 @@ class Daemon:
         self.channels_used: set[int] = {cfg.midi.output_channel - 1}
         self.stop_requested = False
         self.reload_requested = False
+        self.forget_requested = False
+        self.memory = SessionMemory()
+        self.memory_file: Path | None = None
         self.ports = None
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
         self.model_name = ""
@@ -115,15 +125,17 @@ class Daemon:
 
     # --- start-up -------------------------------------------------------------------------
     @staticmethod
-    def _new_engine(cfg: Config, runtime: Runtime, seed: int | None = None) -> Engine:
-        """An engine on a loaded runtime, from the start of a sequence.  Reads no file."""
+    def _new_engine(cfg: Config, runtime: Runtime, seed: int | None = None,
+                    memory: SessionMemory | None = None) -> Engine:
+        """An engine on a loaded runtime, from the start of a sequence, with the session
+        `memory` (a new one if None).  Reads no file."""
         import numpy as np
 
         runtime.reset()
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
         rng = np.random.default_rng(seed)
-        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression)
+        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression, memory=memory)
 
     def start(self, now: float | None = None, ports=None) -> str:
         """Load the model and the program-change bundles, open the ports (or use `ports`:
@@ -131,7 +143,12 @@ class Daemon:
         returns the ready line."""
         cfg = self.cfg
         path = model_path(cfg)
-        self.engine = self._new_engine(cfg, Runtime(load_bundle(path)))
+        runtime = Runtime(load_bundle(path))
+        self.memory_file = memory_path(cfg.model.memory)
+        if self.memory_file is not None:
+            self.memory = load_memory(self.memory_file, log.warning)
+            log.info("session memory %s: %d values", self.memory_file, len(self.memory))
+        self.engine = self._new_engine(cfg, runtime, memory=self.memory)
         self.model_name = path.name
         self.programs = load_programs(cfg)
         m = cfg.midi
@@ -165,7 +182,8 @@ class Daemon:
         clock = f", clock: {faults}" if (faults := self._clock_faults()) else ""
         return (f"{self.engine.settings.mode}, {self.tempo():.0f} bpm, model {self.model_name}, "
                 f"temperature {self.engine.settings.temperature:.1f}, "
-                f"heard {self.engine.stats.heard_notes} notes{ports}, {self.counters.drops_text()}{clock}")
+                f"heard {self.engine.stats.heard_notes} notes, imitation {self.engine.settings.imitation:.1f} "
+                f"(memory {len(self.memory)} values){ports}, {self.counters.drops_text()}{clock}")
 
     def _clock_faults(self) -> str:
         """"812 stray pulses dropped, 3 lost" once the MIDI clock followed has had pulses
@@ -184,14 +202,22 @@ class Daemon:
         try:
             while not self.stop_requested:
                 now = time.monotonic()
-                if self.reload_requested:
-                    self.reload_requested = False
-                    self.reload(now)
+                self.requests(now)
                 self.step(now)
                 self._wait()
         finally:
             self.shutdown(time.monotonic())
         return 0
+
+    def requests(self, now: float) -> None:
+        """Do what the signal handlers asked for since the last turn: reload (SIGHUP),
+        forget the session memory (SIGUSR1)."""
+        if self.reload_requested:
+            self.reload_requested = False
+            self.reload(now)
+        if self.forget_requested:
+            self.forget_requested = False
+            self.forget()
 
     def step(self, now: float) -> None:
         """One turn of the driver loop (`jazzd.play.driver`, the one offline rendering
@@ -387,6 +413,10 @@ class Daemon:
                 log.info("mode %s", mode)
         elif number == c.panic_cc and value > 63:
             self.silence(now)
+        elif number == c.imitation_cc:
+            s.imitation = round(value / 127, 3)
+        elif number == c.forget_cc and value > 63:
+            self.forget()
         else:
             return
         self.notifier.status(self.status_text())
@@ -433,6 +463,27 @@ class Daemon:
             self._send(midi.note_off(ch, note))
         self.sounding.clear()
 
+    def forget(self) -> None:
+        """Clear the session memory (the forget CC, SIGUSR1); the file keeps what it
+        held until the next save, on stop."""
+        self.memory.clear()
+        log.info("session memory cleared")
+        self.notifier.status(self.status_text())
+
+    def save_memory(self) -> bool:
+        """Write the session memory to its file ([model] memory), if it has one; a
+        failure is one warning line, never an exception (it runs while stopping)."""
+        if self.memory_file is None:
+            return False
+        try:
+            self.memory.save(self.memory_file)
+        except OSError as err:
+            log.warning("%s: cannot save the session memory (%s); check that its folder exists "
+                        "and is writable", self.memory_file, err.strerror or err)
+            return False
+        log.info("session memory saved to %s: %d values", self.memory_file, len(self.memory))
+        return True
+
     def panic(self) -> None:
         """Note offs for what sounds, then CC64=0, CC123 and CC120 on every channel used."""
         for message in midi.panic_messages(sorted(self.channels_used), notes=sorted(self.sounding)):
@@ -459,6 +510,8 @@ class Daemon:
         self.programs = programs
         if cfg.midi != self.cfg.midi:
             log.warning("[midi] changed: restart jazzd to use other ports")
+        if cfg.model.memory != self.cfg.model.memory:
+            log.warning("[model] memory changed: restart jazzd to use another memory file")
         if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
             self.clock.set_tempo(cfg.clock.tempo, now)
         changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.cfg.diff(cfg).items())
@@ -474,7 +527,7 @@ class Daemon:
         # runtime may be the one restarting here (the same program again).
         self.silence(now)  # nothing hangs across the switch
         last_tick = self.engine.last_tick
-        engine = self._new_engine(cfg, runtime)
+        engine = self._new_engine(cfg, runtime, memory=self.memory)
         engine.adopt_chords(self.engine)  # the chord in the player's hand stays known
         self.engine, self.model_name = engine, path.name
         if last_tick is not None:  # the new engine joins the running beat grid
@@ -494,6 +547,7 @@ class Daemon:
         finally:
             self.ports.close()
             self.ports = None
+            self.save_memory()
 
 
 def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
@@ -533,6 +587,12 @@ def _request_reload(daemon: Daemon):
     return handler
 
 
+def _request_forget(daemon: Daemon):
+    def handler(signum, frame):
+        daemon.forget_requested = True
+    return handler
+
+
 def set_realtime(log_warning=log.warning) -> bool:
     """Ask for SCHED_FIFO for this (the only Python) thread; carry on where not allowed."""
     try:
@@ -555,6 +615,7 @@ def main(config_file=None, overrides=None, realtime: bool = False, clock_out: bo
     signal.signal(signal.SIGTERM, _request_stop(daemon))
     signal.signal(signal.SIGINT, _request_stop(daemon))
     signal.signal(signal.SIGHUP, _request_reload(daemon))
+    signal.signal(signal.SIGUSR1, _request_forget(daemon))
     if realtime or cfg.system.realtime:
         set_realtime()
     try:

@@ -82,6 +82,12 @@ and its own line; whoever leads owns the timeline:
   phrase continues from what it heard.  The player coming back cuts it again.
 The player's melody still sets the dynamics.
 
+Session memory (`jazzd.model.memory`): every value the engine hears (the player's notes
+and the rests between them, as they reach the model) is also learned by `memory`, never
+a value jazzd plays; the soloist mixes the memory into the model's choice as much as
+`imitation` says (0: not at all, the decoding of an engine without memory).  The memory
+outlives the engine: the daemon hands the same one to the engine of a new model.
+
 Its own line keeps the beat, whatever lengths the model chooses.  The vocabulary holds
 quintuplet fifths, septuplet sevenths and 0.3s, and a line laid end to end from them
 drifts: one 0.2 value once left a solo 1/30 beat late for its last 193 notes (seeds
@@ -103,6 +109,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jazzd.model.memory import SessionMemory
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.grammar import MIN_DUR, encode_value, parse_value
@@ -170,11 +177,12 @@ def call_silence(settings: Settings, end_probability: float) -> float:
 
 class Engine:
     def __init__(self, runtime: Runtime, rng: np.random.Generator, settings: Settings | None = None,
-                 progression: Progression | None = None):
+                 progression: Progression | None = None, memory: SessionMemory | None = None):
         self.settings = settings or Settings()
         self.rng = rng
+        self.memory = memory if memory is not None else SessionMemory()
         self.soloist = Soloist(runtime, rng, Sampling(self.settings.temperature, 0, self.settings.top_p),
-                               self.settings.pitch_range)
+                               self.settings.pitch_range, self.memory)
         self.tracker = ChordTracker(self.settings.split, self.settings.chord_channel, progression)
         self.listener = Listener()
         self.register = Register()          # the player's register, for follow_register
@@ -279,6 +287,7 @@ class Engine:
             self._call_start = self._cursor = self._last_bar = None
             self._turn_time = self._overlap_spent = 0.0
             self.listener.reset()
+            self.memory.cut()
         self._tick = tick
         return self._merge(plan, self._update(tick.t))
 
@@ -355,6 +364,7 @@ class Engine:
         bar_pos, first = self._position(onset)
         value = encode_value(midi, dur, chord or NO_CHORD, self._prev_in_bar)
         self.soloist.hear(value, bar_pos, first, chord, midi)
+        self.memory.learn(value, midi)
         if midi is not None:
             self._prev_in_bar = midi
         self._cursor = onset + dur
@@ -564,6 +574,7 @@ class Engine:
         if (sampling.temperature, sampling.top_p) != (s.temperature, s.top_p):
             self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
         self.soloist.pitch_range = self.register.range(s.pitch_range) if s.follow_register else s.pitch_range
+        self.soloist.imitation = s.imitation
         while self._cursor < min(horizon, end) - _EPS:
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)

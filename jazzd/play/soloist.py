@@ -18,6 +18,7 @@ from functools import cached_property
 
 import numpy as np
 
+from jazzd.model.memory import ORDER, Hint, SessionMemory, hinted_pitch
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.features import chord_class, position_class
@@ -38,10 +39,18 @@ class Soloist:
 
     The model is asked for the value that starts at a given place in the bar over a given
     chord; `hear` teacher-forces a value someone else played there instead.
+
+    With a session `memory` and `imitation` above 0, the model's distribution is mixed
+    with the memory's before the draw (`SessionMemory.mix`), the context being the
+    timeline's last values, heard and played; `hint` then holds the player's interval
+    for the value drawn, if it continued a figure of theirs, and `play` takes that pitch
+    when it fits.  The memory learns nothing here (the engine teaches it the player's
+    values); each value jazzd plays interrupts the player's line in it (`cut`).  At
+    imitation 0 the memory is never asked: decoding is exactly what it is without one.
     """
 
     def __init__(self, runtime: Runtime, rng: np.random.Generator, sampling: Sampling | None = None,
-                 pitch_range: tuple[int, int] = DEFAULT_RANGE):
+                 pitch_range: tuple[int, int] = DEFAULT_RANGE, memory: SessionMemory | None = None):
         self.runtime = runtime
         self.vocab = runtime.vocab
         self.rng = rng
@@ -51,21 +60,32 @@ class Soloist:
         self.prev_midi: int | None = None
         self._names = tuple(runtime.cfg.get("features", ()))
         self.chooser = runtime.bundle.pitch_chooser()  # None: the bundle has no pitch tables
+        self.memory = memory
+        if memory is not None:
+            memory.bind(self.vocab)
+        self.imitation = 0.0
+        self.hint: Hint | None = None
+        self._context: tuple[int, ...] = ()  # the timeline's last ORDER value ids
+        self._own = 0                        # how many of them, at the end, jazzd played
 
     def reset(self) -> None:
         self.runtime.reset()
         self.prev_token = self.runtime.bos
         self.prev_midi = None
+        self._context, self._own, self.hint = (), 0, None
+        if self.memory is not None:
+            self.memory.cut()
 
     def snapshot(self) -> tuple:
         """Everything `play` and `hear` carry from one value to the next, copied: the
-        model's state, the value it will be fed next, the last pitch.  Opaque; for
-        `restore` (the engine takes one before each value it plans, to roll back a cut)."""
-        return (self.runtime.get_state(), self.prev_token, self.prev_midi)
+        model's state, the value it will be fed next, the last pitch, the context of the
+        session memory.  Opaque; for `restore` (the engine takes one before each value it
+        plans, to roll back a cut)."""
+        return (self.runtime.get_state(), self.prev_token, self.prev_midi, self._context, self._own)
 
     def restore(self, snapshot: tuple) -> None:
         """Back to a `snapshot` (which stays intact: it can be restored again)."""
-        state, self.prev_token, self.prev_midi = snapshot
+        state, self.prev_token, self.prev_midi, self._context, self._own = snapshot
         self.runtime.set_state(state)
 
     def _features(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> tuple[int, ...]:
@@ -77,29 +97,48 @@ class Soloist:
         """Teacher-force a value that was played (by the player, or replayed)."""
         self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
         self.prev_token = self.vocab.index(value)
+        self._context = (*self._context[1 - ORDER:], self.prev_token)
+        self._own = 0
         if midi is not None:
             self.prev_midi = midi
 
     def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> str:
         """Sample the value that starts at `bar_pos` over `chord`, and commit to it."""
         probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        memory = self.memory
+        imitate = memory is not None and self.imitation > 0
+        if memory is not None:
+            memory.cut()  # jazzd plays: the player's line is interrupted
+            if imitate:
+                probs = memory.mix(probs, self._context, self._own, self.imitation)
+        # The chooser corrects the TYPE for the chord sounding, after the memory's mix
+        # (whose values were learned over other chords).
         if self.chooser is not None and chord is not None:
             probs = self.chooser.reweight(probs, chord)
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
+        self.hint = memory.interval_for(token) if imitate else None
         self.prev_token = token
+        self._context = (*self._context[1 - ORDER:], token)
+        self._own += 1
         return self.vocab.value(token)
 
     def amend(self, value: str) -> None:
         """The value just sampled was played as `value` (shortened to keep the beat or
         at the end of an answer): the model hears that one next, not the one it chose."""
         self.prev_token = self.vocab.index(value)
+        self._context = (*self._context[:-1], self.prev_token)
 
     def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
-        """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats)."""
+        """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats).
+        Where the session memory offers the player's own interval for it (`hint`) and
+        that pitch fits the value, the pitch is the player's interval from the last note."""
         value = self.next_value(bar_pos, first_in_bar, chord)
         midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng,
                                  self.chooser)
+        if self.hint is not None and midi is not None:
+            hinted = hinted_pitch(self.hint, value, chord, self.prev_midi, self.pitch_range)
+            midi = midi if hinted is None else hinted
         if midi is not None:
             self.prev_midi = midi
         return value, midi, dur

@@ -1,0 +1,629 @@
+"""Session memory: what the player played this session, as a model over the value vocabulary.
+
+numpy and the standard library; one thread at a time (the engine's); deterministic: no
+clock, no random state (nothing is drawn here).  Saved memory is JSON data, never code.
+
+Why.  The LSTM knows jazz in general; it knows nothing of the player in front of it.
+Continuator (Pachet) learns the player's phrases as they are played and continues them;
+the neural cache (Grave et al. 2017) mixes a model with a cache of the running text,
+p = (1 - lam) p_model + lam p_cache, without retraining.  This memory does both, over
+jazzd's chord-relative values, so a figure the player used over one chord is offered
+again over any other.
+
+What it holds.  The player's values in the order heard (`learn`), broken where the
+player's line was interrupted (`cut`: jazzd played, the timeline restarted), each with
+the exact interval in semitones from the player's previous note.  At most `CAPACITY`
+values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
+the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
+several hours of real playing with its rests; about 0.3 MB as JSON, 3.5 MB in memory).
+
+How it predicts (`mix`).  For the context (the timeline's last values, the player's and
+jazzd's own), it looks up the earlier moments of the player's where the same values
+were played and what followed (in each view the latest `RECENT` (32) moments of the
+context's last value: recent habits count, and the cost stays flat however full the
+memory is; 128 or 64 gave the same NLL, 3.880, 16 a little worse, 3.882),
+through five views of a value, from exact to coarse:
+
+    value    the value itself: TYPE, DUR and interval window
+    line     TYPE and the interval the window is centred on (no duration)
+    figure   note or rest, DUR and interval (no TYPE: the same shape over any harmony)
+    cell     TYPE and DUR (no window)
+    rhythm   note or rest and DUR
+
+Exact values rarely recur within a solo; what recurs is coarser (measured on the WJD
+validation solos, ../shared/notes/listening-and-feel.md).  For each view the match
+length m of a moment is how many of the context's last values (up to `ORDER`) agree with
+the values before it; the view's prediction interpolates the continuations of matches of
+length 1, 2, ... m (Witten-Bell, each order trusted by N / (N + distinct continuations)),
+and its mixing weight is gated by the longest match:
+
+    lam_view = 2 * imitation * weight_view * m^2 / (m^2 + (eager * half_view)^2)
+
+so one matched value barely counts and a long matched figure counts a lot (all the
+lam_view together are capped at `MAX_LAMBDA`).  `eager` is 1 up to imitation 0.5 and
+falls to 1 - `EAGER` (0.2) at imitation 1: a strong imitation trusts short matches too.  A coarse view predicts a class of values
+(say "a chord tone a step up"); it is spread over the values of that class in proportion
+to the model's own probabilities, so the LSTM still chooses the exact value within it.
+
+Weights and half-lengths (`VIEWS`) were fitted for the lowest NLL of the shipped model
+(`models/jazzd-wjd.npz`) on its 41 validation solos, the memory learning each solo as it
+is scored (`jazzd eval`): at imitation 0.5 (the likelihood-optimal mixing) NLL goes from
+3.938 to 3.879 nats per value (-1.5%; top-1 accuracy 0.170 -> 0.183); fitted on half of
+the solos and scored on the other half, -1.4% and -1.5%; exact values alone gave -0.7%).
+Imitation 0.25 gives 3.889.  Above 0.5 the memory is trusted beyond what predicts the
+player best, on purpose: 0.75 gives 3.940 (as the model alone), 1 gives 4.484.  What
+that buys: `jazzd report`'s listening measure (jazzd.judge.listening: 480 phrases of
+the validation solos played in as calls, each to a fresh engine, so the memory holds the
+call alone), relatedness of the answer to its call, real next phrase / jazzd at
+imitation 0 / 0.5 / 0.75 / 1:
+
+    rhythm     0.069 / 0.059  0.069  0.070  0.079     contour  0.033 / -0.033 -0.012 -0.024  0.039
+    intervals  0.050 / 0.025  0.018  0.049  0.100     register 0.674 /  0.481  0.491  0.508  0.523
+    motifs     0.050 / 0.000 -0.001  0.008  0.032     longest verbatim run: 3, 3, 4, 5 values
+
+(`eager` matters: without it imitation 1 shared a third as many motifs.)
+
+Verbatim cap.  jazzd never plays more than `VERBATIM_CAP` (8) consecutive values of the
+player's: when its own last 8 values are a run of the player's (anywhere in the memory,
+not only in the latest moments), every value that would continue that run is masked
+(MaxOrder, Papadopoulos, Roy and Pachet 2014).  A set of hashes of every run of 8 the
+player played makes the usual answer, "no such run", one lookup.
+
+Cost.  An index of where each class was played (`_Occurrences`) finds the moments to
+match without scanning the memory; the rest is about 40 numpy operations on at most
+5 x `RECENT` moments.  Measured with a full memory at imitation 1 (bench/engine.py, one
+BLAS thread, the project's 2-core machine): `mix` 85 us median alone, 167 us median and
+320 us p99 between the model's steps (which push its arrays out of the cache), so about
+1.1 times a model step; `learn` 3.4 us median, 11 us p99, 9 ms when the memory is full
+and its oldest quarter goes (a re-index, once per 4,096 values).
+
+Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
+the player's exact interval (semitones from their previous note) where the drawn value
+continued the longest matching figure (in a view that knows intervals), with the match
+length, as a `Hint`; so a motif can come back transposed (the same intervals from
+jazzd's own last note, over any chord) or varied (bent to the chord).  `hinted_pitch` is
+the one use today (`Soloist.play`, only at imitation above 0); a pitch chooser may take
+`Soloist.hint` instead.
+
+Persistence (`save`, `load_memory`): JSON `{"format": "jazzd-session-memory",
+"version": 1, "values": [...], "intervals": [...]}`, a break being a null value.  Value
+strings, not ids, so a memory outlives a change of model.  Anything else in the file is
+one warning line naming the file and what to do, and an empty memory.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+import numpy as np
+
+from jazzd.errors import VocabularyError
+from jazzd.music.chords import Chord
+from jazzd.music.grammar import Value, candidates_of_type, parse_value
+
+CAPACITY = 16384        # values and breaks kept; when full the oldest quarter goes
+ORDER = 8               # longest context matched (values)
+RECENT = 32            # a view looks at the latest this many moments of a class only
+VERBATIM_CAP = 8        # never more than this many consecutive values of the player's
+MAX_LAMBDA = 0.95       # the memory's share of the mixture at most
+EAGER = 0.8             # at imitation 1 the gate is half open at a fifth of the fitted length
+HINT_MIN_MATCH = 2      # an interval is offered only for a figure matched this long (above imitation 0.5: 1)
+FORMAT = "jazzd-session-memory"
+VERSION = 1
+MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.3 MB
+assert ORDER >= VERBATIM_CAP
+
+
+@dataclass(frozen=True)
+class View:
+    """One way of seeing a value, and how far the memory trusts a match in it."""
+
+    name: str
+    key: Callable[[Value], Hashable] | None  # None: the value itself
+    weight: float  # its share of the mixture at imitation 0.5, for a long match
+    half: float    # the match length (values) at which the gate is half open
+    interval: bool  # its classes know the interval from the previous note
+
+
+VIEWS: tuple[View, ...] = (
+    View("value", None, 0.46, 5.4, True),
+    View("line", lambda v: (v.type, v.step_semis), 0.37, 4.2, True),
+    View("figure", lambda v: (v.type == "R", v.dur, v.step_semis), 0.14, 3.7, True),
+    View("cell", lambda v: (v.type, v.dur), 0.065, 2.4, False),
+    View("rhythm", lambda v: (v.type == "R", v.dur), 0.065, 1.5, False),
+)
+_WEIGHT = np.array([v.weight for v in VIEWS])
+_HALF2 = np.array([v.half for v in VIEWS]) ** 2
+_BACK = np.arange(ORDER)
+_VIEW_IDS = np.arange(len(VIEWS))
+_KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
+_PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
+
+
+class Hint(NamedTuple):
+    """The player's exact interval (semitones from the previous note) where the drawn
+    value continued a figure of theirs that matched the context for `match` values."""
+
+    interval: int
+    match: int
+
+
+class _Classes:
+    """Per vocabulary: the class of every value id in each view (the value view's class
+    is the id), and the classes of all views numbered together (`offsets`)."""
+
+    def __init__(self, values: tuple[str, ...]):
+        parsed = [parse_value(v) for v in values]
+        self.size = len(values)
+        self.table = np.empty((len(VIEWS), self.size), dtype=np.int16)
+        sizes = []
+        for i, view in enumerate(VIEWS):
+            if view.key is None:
+                self.table[i] = np.arange(self.size)
+                sizes.append(self.size)
+                continue
+            keys: dict[Hashable, int] = {}
+            self.table[i] = [keys.setdefault(view.key(v), len(keys)) for v in parsed]
+            sizes.append(len(keys))
+        self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self.total = int(self.offsets[-1])
+        self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
+        self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
+        coarse = self.table[1:] + self.offsets[1:-1, None]
+        self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
+        # the value ids of the coarse classes, class after class, and where each class starts
+        flat = self.coarse.ravel()
+        order = np.argsort(flat, kind="stable")
+        self.members = order % self.size
+        self.starts = np.flatnonzero(np.diff(flat[order], prepend=-1))
+
+
+class _Occurrences:
+    """Per class (of all views, numbered together): the columns of the memory where a
+    value of that class was played, in order, in arrays that grow by doubling.  So the
+    moments to match are found without scanning the memory."""
+
+    def __init__(self, total: int):
+        self.cols = [_NONE] * total
+        self.count = [0] * total
+
+    def add(self, classes, col: int) -> None:
+        for g in classes:
+            n, cols = self.count[g], self.cols[g]
+            if n == cols.size:
+                cols = self.cols[g] = np.concatenate([cols, np.empty(max(8, n), dtype=np.intp)])
+            cols[n] = col
+            self.count[g] = n + 1
+
+    def latest(self, g: int, limit: int) -> np.ndarray:
+        n = self.count[g]
+        return self.cols[g][max(0, n - limit):n]
+
+    @classmethod
+    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int) -> _Occurrences:
+        """From scratch: `classes` (views, m) played at `cols` (m, in order)."""
+        occ = cls(total)
+        flat = classes.ravel()
+        order = np.argsort(flat, kind="stable")  # a class's columns stay in order
+        where = np.tile(cols, classes.shape[0])[order]
+        ends = np.cumsum(np.bincount(flat, minlength=total))
+        for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
+            start = ends[g - 1] if g else 0
+            occ.cols[g] = where[start:ends[g]].copy()
+            occ.count[g] = occ.cols[g].size
+        return occ
+
+
+_NONE = np.empty(0, dtype=np.intp)
+_HASH = 0x100000001B3  # FNV's 64-bit prime: runs of value ids hashed for the verbatim cap
+
+
+def _run_hashes(seq: np.ndarray, ends: np.ndarray) -> np.ndarray:
+    """The hash of the `VERBATIM_CAP` values of `seq` ending at each of `ends` (uint64,
+    wrapping), as `_run_hash` gives for one run."""
+    h = np.zeros(ends.size, dtype=np.uint64)
+    for j in range(VERBATIM_CAP - 1, -1, -1):
+        h = h * np.uint64(_HASH) + (seq.take(ends - j) + 1).astype(np.uint64)
+    return h
+
+
+def _run_hash(ids) -> int:
+    h = 0
+    for i in ids:
+        h = (h * _HASH + i + 1) & 0xFFFFFFFFFFFFFFFF
+    return h
+_CLASSES: dict[tuple[str, ...], _Classes] = {}
+
+
+def _classes(values: tuple[str, ...]) -> _Classes:
+    found = _CLASSES.get(values)
+    if found is None:
+        found = _CLASSES[values] = _Classes(values)
+        while len(_CLASSES) > 8:  # a program folder's few vocabularies
+            del _CLASSES[next(iter(_CLASSES))]
+    return found
+
+
+class SessionMemory:
+    """The player's values this session; a next-value distribution to mix with the model's.
+
+    `bind(vocab)` before `mix` (a `Soloist` binds it to its model's vocabulary); `learn`
+    and `cut` work bound or not.  `texts` and `intervals` are what it remembers; the
+    arrays are an index of them for the bound vocabulary, rebuilt by `bind`.
+    """
+
+    def __init__(self, capacity: int = CAPACITY):
+        if capacity < 16:
+            raise ValueError(f"capacity must be at least 16, got {capacity}")
+        self.capacity = capacity
+        self.texts: list[str | None] = []         # None: a break in the player's line
+        self.intervals: list[int | None] = []     # semitones from the player's previous note
+        self._break = False                       # the next value starts a new line
+        self._last_midi: int | None = None
+        self._count = 0                           # values in `texts` (breaks not counted)
+        self._vocab = None
+        self._values: tuple[str, ...] = ()
+        self._n = 0
+        size = _PAD + capacity + 1  # (+1: the last value's successor, always a break)
+        self._seq = np.full((len(VIEWS), size), -1, dtype=np.int16)  # classes; -1 a break
+        self._ivl = np.zeros(size, dtype=np.int16)
+        self._has_ivl = np.zeros(size, dtype=bool)
+        self._mixed = np.zeros(0)
+        self._found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._hint_min = HINT_MIN_MATCH
+
+    def __len__(self) -> int:
+        """Values remembered (breaks not counted)."""
+        return self._count
+
+    # --- learning --------------------------------------------------------------------
+
+    def bind(self, vocab) -> None:
+        """Index the memory for `vocab` (a model's `Vocabulary`); values outside it
+        count as their nearest, as the model hears them.  A no-op for the same one."""
+        if self._vocab is not None and vocab.values == self._values:
+            self._vocab = vocab
+            return
+        self._vocab, self._values = vocab, vocab.values
+        self._cls = _classes(vocab.values)
+        self._mixed = np.zeros(len(vocab.values))
+        self._best = np.zeros(self._cls.total, dtype=np.intp)  # scratch of `predict`, kept zero
+        self._reindex()
+
+    def _reindex(self) -> None:
+        """Index `texts` and `intervals` for the bound vocabulary from scratch (at `bind`,
+        and when the oldest quarter went): each view's classes, where each class was
+        played, the runs of the player's for the verbatim cap."""
+        cls = self._cls
+        ids = np.array([-1 if t is None else self._vocab.index(t) for t in self.texts], dtype=np.intp)
+        cols = _PAD + np.flatnonzero(ids >= 0)
+        classes = cls.table[:, ids[ids >= 0]]
+        self._seq.fill(-1)
+        self._seq[:, cols] = classes
+        self._has_ivl.fill(False)
+        known = [(k, i) for k, i in enumerate(self.intervals) if i is not None]
+        if known:
+            at, ivl = np.array(known).T
+            self._has_ivl[_PAD + at] = True
+            self._ivl[_PAD + at] = ivl
+        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total)
+        self._n, self._found = len(self.texts), None
+        self._rebuild_runs()
+
+    def _index(self, text: str | None, interval: int | None) -> None:
+        col = _PAD + self._n
+        if text is None:
+            self._seq[:, col] = -1
+        else:
+            value = self._vocab.index(text)
+            self._seq[:, col] = self._cls.table[:, value]
+            self._occ.add(self._cls.globals[value], col)
+            run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
+            if min(run) >= 0:
+                self._runs.add(_run_hash(run))
+        self._has_ivl[col] = interval is not None
+        self._ivl[col] = interval or 0
+        self._n += 1
+
+    def learn(self, value: str, midi: int | None = None) -> None:
+        """The player played `value` (a note at MIDI `midi`, or a rest with None)."""
+        parse_value(value)  # a bad value is the caller's bug: fail here, not in `mix`
+        if self._break and self.texts and self.texts[-1] is not None:
+            self._append(None, None)
+        self._break = False
+        interval = None
+        if midi is not None:
+            if self._last_midi is not None:
+                interval = int(midi) - self._last_midi
+            self._last_midi = int(midi)
+        self._append(value, interval)
+
+    def cut(self) -> None:
+        """The player's line is interrupted (jazzd plays, or time restarts): the next
+        value learned continues nothing before it."""
+        self._break = True
+        self._last_midi = None
+
+    def clear(self) -> None:
+        """Forget everything (a CC, SIGUSR1)."""
+        self.texts.clear()
+        self.intervals.clear()
+        self._break, self._last_midi, self._count = False, None, 0
+        if self._vocab is not None:
+            self._reindex()
+
+    def _append(self, text: str | None, interval: int | None) -> None:
+        if len(self.texts) >= self.capacity:
+            drop = self.capacity // 4
+            self._count -= drop - self.texts[:drop].count(None)
+            del self.texts[:drop], self.intervals[:drop]
+            if self._vocab is not None:
+                self._reindex()
+        self.texts.append(text)
+        self.intervals.append(interval)
+        self._count += text is not None
+        if self._vocab is not None:
+            self._index(text, interval)
+
+    def _rebuild_runs(self) -> None:
+        """The hashes of every run of `VERBATIM_CAP` values the player played (no break
+        inside), for the verbatim cap's quick test; after the oldest values went."""
+        seq = self._seq[0]
+        ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n, dtype=np.intp)
+        if ends.size:
+            whole = np.ones(ends.size, dtype=bool)
+            for j in range(VERBATIM_CAP):
+                whole &= seq.take(ends - j) >= 0
+            ends = ends[whole]
+        self._runs = set(_run_hashes(seq, ends).tolist())
+
+    # --- predicting ------------------------------------------------------------------
+
+    def predict(self, context) -> tuple[np.ndarray, np.ndarray] | None:
+        """For the timeline's last value ids `context` (oldest first): per view the
+        longest match m (values), and the memory's next-class distribution of every
+        view, over the classes of all views numbered together (`_Classes.offsets`;
+        the value view's classes are the value ids).  None when nothing the player
+        played matches the context's last value."""
+        if self._vocab is None:
+            raise RuntimeError("SessionMemory used before bind(vocab)")
+        self._found = None
+        context = tuple(context)[-ORDER:]
+        if self._n < 2 or not context:
+            return None
+        cls, seq = self._cls, self._seq
+        nviews, width, k = len(VIEWS), seq.shape[1], len(context)
+        flat = seq.reshape(-1)
+        rev = cls.table[:, context[::-1]]  # rev[v, j]: the context's value j back, in view v
+        # the latest moments whose value (in each view) is the context's last
+        occ = self._occ
+        found = [occ.latest(int(g), RECENT) for g in cls.offsets[:-1] + rev[:, 0]]
+        view = np.repeat(_VIEW_IDS, [f.size for f in found])
+        at = np.concatenate(found) + view * width
+        cont = flat.take(at + 1)
+        if not (live := cont >= 0).all():  # a break follows: nothing continued it
+            at, view, cont = at[live], view[live], cont[live]
+        if at.size == 0:
+            return None
+        # how many values back each moment agrees with the context (at least 1): the
+        # first disagreement among the k - 1 values before it (a False column at the end)
+        agree = np.zeros((at.size, k), dtype=bool)
+        if k > 1:
+            np.equal(flat.take(at[:, None] - _BACK[1:k]), rev[:, 1:].take(view, axis=0), out=agree[:, :-1])
+        match = 1 + agree.argmin(axis=1)
+        self._found = (view, at, match, cont)
+        # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
+        # for at least j values; N their number, D the distinct classes that followed
+        # them; trust N / (N + D), the lowest order taking what the others leave.  A
+        # moment matched for L values counts in the orders 1..L, so its weight is the
+        # sum of those orders' coefficients.
+        g = cls.offsets[view] + cont
+        best = self._best
+        np.maximum.at(best, g, match)
+        classes = np.flatnonzero(best)
+        stride = ORDER + 1
+        at_least = np.bincount(view * stride + match, minlength=nviews * stride).reshape(nviews, stride)
+        total = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]   # total[v, j]: matched >= j
+        distinct = np.bincount(cls.view_of[classes] * stride + best[classes], minlength=nviews * stride)
+        distinct = np.cumsum(distinct.reshape(nviews, stride)[:, ::-1], axis=1)[:, ::-1]
+        best[classes] = 0
+        trust = np.divide(total, total + distinct, out=np.zeros(total.shape), where=total > 0)
+        trust[:, 1] = total[:, 1] > 0
+        left = np.ones(trust.shape)
+        left[:, :-1] = np.cumprod((1.0 - trust)[:, :0:-1], axis=1)[:, ::-1]
+        coef = np.divide(trust * left, total, out=np.zeros(total.shape), where=total > 0)
+        weight = np.cumsum(coef, axis=1).reshape(-1)   # weight[v * stride + L]
+        longest = np.zeros(nviews, dtype=np.intp)
+        np.maximum.at(longest, view, match)
+        return longest, np.bincount(g, weights=weight.take(view * stride + match), minlength=cls.total)
+
+    def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
+        """The model's next-value distribution `probs` mixed with the memory's.
+
+        `context`: the timeline's last value ids (oldest first; the one fed to the
+        model last at the end), `own`: how many of the last of them jazzd played itself
+        (for the verbatim cap), `imitation` 0-1.  Returns a buffer of this memory
+        (float64) that the next call overwrites; `probs` is left as it is.
+        """
+        out = self._mixed
+        np.copyto(out, probs)
+        if imitation <= 0:
+            return out
+        self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
+        found = self.predict(context)
+        if found is not None:
+            longest, q = found
+            cls = self._cls
+            m2 = longest.astype(np.float64) ** 2
+            imitation = min(float(imitation), 1.0)
+            eager = (1.0 - EAGER * max(0.0, 2.0 * imitation - 1.0)) ** 2  # above 0.5: short matches count
+            lam = 2.0 * imitation * _WEIGHT * m2 / (m2 + eager * _HALF2)
+            total = lam.sum()
+            if total > MAX_LAMBDA:
+                lam *= MAX_LAMBDA / total
+                total = MAX_LAMBDA
+            out *= 1.0 - total
+            out += lam[0] * q[:cls.size]
+            # a coarse class's share goes to its values as the model shares it among them
+            mass = np.add.reduceat(probs.take(cls.members), cls.starts)
+            q = q[cls.size:]
+            share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size),
+                              where=(q > 0) & (mass > 0))
+            out += probs * share.take(cls.coarse).sum(axis=0)
+        copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
+        if found is None and copies.size == 0:
+            return out
+        out[copies] = 0.0
+        s = out.sum()
+        if s > 0:
+            out /= s
+        else:  # everything masked (a one-value vocabulary): the model alone
+            np.copyto(out, probs)
+        return out
+
+    def _copies(self, context) -> np.ndarray:
+        """The values that would continue a run of the player's as long as the verbatim
+        cap, matching the context's last `VERBATIM_CAP` values: all moments, not only
+        the latest."""
+        context = tuple(context)[-VERBATIM_CAP:]
+        if len(context) < VERBATIM_CAP or _run_hash(context) not in self._runs:
+            return _NONE  # (a hash collision only costs the full look below)
+        seq = self._seq[0]
+        cols = self._occ.latest(context[-1], self._occ.count[context[-1]])
+        agree = seq.take(cols[:, None] - _BACK[:VERBATIM_CAP]) == np.array(context[::-1])
+        following = seq.take(cols[agree.all(axis=1)] + 1)
+        return following[following >= 0]
+
+    def interval_for(self, token: int) -> Hint | None:
+        """After `mix`: the player's interval (semitones from their previous note) at the
+        moment `token` continued in a view that knows intervals (value, line, figure:
+        the continuation there is of `token`'s class), the longest matching such moment
+        first, then the finer view, then the latest; None if there is none matched for
+        `HINT_MIN_MATCH` values (above imitation 0.5, for one)."""
+        if self._found is None:
+            return None
+        view, at, match, cont = self._found
+        fits = (_KNOWS_INTERVAL.take(view) & (match >= self._hint_min)
+                & (cont == self._cls.table[:, token].take(view)))
+        hits = np.flatnonzero(fits)
+        if hits.size == 0:
+            return None
+        col = at.take(hits) - view.take(hits) * self._seq.shape[1] + 1  # the continuation's column
+        known = self._has_ivl.take(col)
+        if not known.any():
+            return None
+        hits, col = hits[known], col[known]
+        best = np.lexsort((col, -view.take(hits), match.take(hits)))[-1]
+        return Hint(int(self._ivl[col[best]]), int(match[hits[best]]))
+
+    # --- saving ----------------------------------------------------------------------
+
+    def to_json(self) -> str:
+        return json.dumps({"format": FORMAT, "version": VERSION, "values": self.texts,
+                           "intervals": self.intervals}, separators=(",", ":"))
+
+    def save(self, path) -> None:
+        """Write the memory to `path` atomically (a temporary file, then a rename)."""
+        path = Path(path)
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text(self.to_json(), encoding="utf-8")
+        os.replace(tmp, path)
+
+    @classmethod
+    def from_json(cls, text: str, capacity: int = CAPACITY) -> SessionMemory:
+        """A memory from `to_json` text; ValueError (one line: what is wrong) otherwise."""
+        try:
+            data = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as err:
+            raise ValueError(f"not JSON ({err})") from None
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise ValueError(f"not a jazzd session memory (no \"format\": \"{FORMAT}\")")
+        if data.get("version") != VERSION:
+            raise ValueError(f"version {data.get('version')!r}, this jazzd reads version {VERSION}")
+        values, intervals = data.get("values"), data.get("intervals")
+        if not isinstance(values, list) or not isinstance(intervals, list) or len(values) != len(intervals):
+            raise ValueError("\"values\" and \"intervals\" must be lists of the same length")
+        memory = cls(capacity)
+        for k, (value, interval) in enumerate(zip(values, intervals, strict=True)):
+            if value is None:
+                if interval is not None:
+                    raise ValueError(f"entry {k}: a break with an interval")
+            elif not isinstance(value, str):
+                raise ValueError(f"entry {k}: value {value!r} is not a string")
+            else:
+                try:
+                    parse_value(value)
+                except VocabularyError as err:
+                    raise ValueError(f"entry {k}: {err}") from None
+            if interval is not None and (type(interval) is not int or not -127 <= interval <= 127):
+                raise ValueError(f"entry {k}: interval {interval!r} is not a whole number of semitones")
+        keep = slice(max(0, len(values) - capacity), None)
+        memory.texts, memory.intervals = values[keep], intervals[keep]
+        memory._count = len(memory.texts) - memory.texts.count(None)
+        memory._break = True
+        return memory
+
+
+def hinted_pitch(hint: Hint | None, value: str, chord: Chord, prev_midi: int | None,
+                 pitch_range: tuple[int, int]) -> int | None:
+    """The pitch a `Hint` asks for: of the value's TYPE over `chord`, inside its window
+    (without one: within a tone of the player's interval) and the range, the nearest to
+    `prev_midi` + the player's interval (then the nearest to `prev_midi`).  So a figure
+    comes back with the player's intervals where the harmony lets it, and bent by a
+    semitone or two to the chord where it does not.  None when no such pitch exists
+    (the decoder chooses)."""
+    if hint is None or prev_midi is None:
+        return None
+    v = parse_value(value)
+    if v.type == "R":
+        return None
+    target = prev_midi + hint.interval
+    window = v.window_semis
+    lo, hi = (prev_midi + window[0], prev_midi + window[1]) if window else (target - 2, target + 2)
+    pool = candidates_of_type(v.type, chord, max(lo, pitch_range[0]), min(hi, pitch_range[1]))
+    if not pool:
+        return None
+    return min(pool, key=lambda p: (abs(p - target), abs(p - prev_midi), p))
+
+
+def memory_path(setting: str, environ=os.environ) -> Path | None:
+    """Where the session memory is kept: `setting` ([model] memory / --memory) when a
+    path, none for "off", and for "" memory.json in $STATE_DIRECTORY when systemd sets
+    it (the first of its list), else none."""
+    if setting == "off":
+        return None
+    if setting:
+        return Path(setting)
+    state = environ.get("STATE_DIRECTORY", "").split(":")[0]
+    return Path(state) / "memory.json" if state else None
+
+
+def load_memory(path, warn: Callable[[str], None], capacity: int = CAPACITY) -> SessionMemory:
+    """The memory saved at `path`; an empty one if there is none yet.  A file that is
+    not a memory (corrupt, another format or version, too big, unreadable) is one line
+    to `warn` naming it and the fix, and an empty memory."""
+    path = Path(path)
+    fix = "jazzd starts with an empty memory and replaces the file on stop; move it away to keep it"
+    try:
+        size = path.stat().st_size
+        if size > MAX_FILE_BYTES:
+            raise ValueError(f"{size} bytes, more than a memory can be ({MAX_FILE_BYTES})")
+        text = path.read_bytes().decode("utf-8")
+        return SessionMemory.from_json(text, capacity)
+    except FileNotFoundError:
+        return SessionMemory(capacity)
+    except UnicodeDecodeError:
+        warn(f"{path}: not a jazzd session memory (not UTF-8 text): {fix}")
+    except (OSError, ValueError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        warn(f"{path}: not a jazzd session memory ({reason}): {fix}")
+    return SessionMemory(capacity)
+
+
+__all__ = ["CAPACITY", "ORDER", "VERBATIM_CAP", "VIEWS", "Hint", "SessionMemory", "hinted_pitch",
+           "load_memory", "memory_path"]
