@@ -140,8 +140,10 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         d = r.get("duet", {})
         if d:
             e = d["onset_error_ms"]
-            add("timing", f"JACK duet {d['seconds']:g} s at {d['tempo_bpm']:g} bpm: onset error (median / p99 / max)",
-                f"{e['median']} / {e['p99']} / {e['max']}", " ms")
+            add("timing", f"JACK duet {d['seconds']:g} s at {d['tempo_bpm']:g} bpm: onset error against its "
+                "clock pulses (median / p99 / max)", f"{e['median']} / {e['p99']} / {e['max']}", " ms")
+            add("timing", "JACK duet: notes off the twelfths of a beat (what it played: 32nds, tuplets)",
+                d.get("off_twelfths_share"))
             add("timing", "start to READY=1", d.get("start_to_ready_s"), " s")
             add("timing", "daemon RSS / CPU", f"{_get(d, 'rss_mb', 'total')} MB / {d.get('cpu_percent')} %")
         add("timing", "call mode: first answer note after the call ends",
