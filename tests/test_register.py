@@ -63,3 +63,15 @@ def test_answers_follow_a_high_player_and_stay_in_range(tiny):
     assert followed and all(played_range[0] <= p <= played_range[1] for p in followed)
     assert all(55 <= p <= 84 for p in fixed) and min(fixed) < played_range[0]
     assert np.mean(followed) > np.mean(fixed)
+
+
+def test_a_short_call_already_sets_the_register():
+    """A call is often all there is (a fresh session): from `WARM_UP` notes on, its
+    register moves the range; a note fewer leaves the configured one."""
+    reg = Register()
+    for p in [81, 84, 83, 86, 84, 81][:WARM_UP - 1]:
+        reg.hear(p)
+    assert reg.range((55, 84)) == (55, 84)
+    reg.hear(84)
+    lo, hi = reg.range((55, 84))
+    assert hi == 84 and lo > 55 + 6
