@@ -137,8 +137,8 @@ VIEWS: tuple[View, ...] = (
     View("cell", lambda v: (v.type, v.dur), 0.065, 2.4, False),
     View("rhythm", lambda v: (v.type == "R", v.dur), 0.065, 1.5, False),
 )
-_WEIGHT = np.array([v.weight for v in VIEWS])
-_HALF2 = np.array([v.half for v in VIEWS]) ** 2
+_WEIGHTS = [v.weight for v in VIEWS]
+_HALVES2 = [v.half * v.half for v in VIEWS]
 _BACK = np.arange(ORDER)
 _VIEW_IDS = np.arange(len(VIEWS))
 _KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
@@ -176,6 +176,7 @@ class _Classes:
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
         coarse = self.table[1:] + self.offsets[1:-1, None]
         self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
+        self.coarse_view = self.view_of[self.size:]           # the view of each coarse class
         # the value ids of the coarse classes, class after class, and where each class starts
         flat = self.coarse.ravel()
         order = np.argsort(flat, kind="stable")
@@ -184,33 +185,37 @@ class _Classes:
 
 
 class _Occurrences:
-    """Per class (of all views, numbered together): the columns of the memory where a
-    value of that class was played, in order, in arrays that grow by doubling.  So the
-    moments to match are found without scanning the memory."""
+    """Per class (of all views, numbered together): where in the memory a value of that
+    class was played, in order, in arrays that grow by doubling.  So the moments to
+    match are found without scanning the memory.  A place is a position in the memory's
+    (views, columns) array read flat (column + view x its width): `predict` gathers the
+    moments of all views in one array without offsetting each view's."""
 
     def __init__(self, total: int):
         self.cols = [_NONE] * total
         self.count = [0] * total
 
-    def add(self, classes, col: int) -> None:
+    def add(self, classes, col: int, width: int) -> None:
+        """A value of `classes` (one per view) played at column `col`."""
         for g in classes:
             n, cols = self.count[g], self.cols[g]
             if n == cols.size:
                 cols = self.cols[g] = np.concatenate([cols, np.empty(max(8, n), dtype=np.intp)])
             cols[n] = col
             self.count[g] = n + 1
+            col += width
 
     def latest(self, g: int, limit: int) -> np.ndarray:
         n = self.count[g]
         return self.cols[g][max(0, n - limit):n]
 
     @classmethod
-    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int) -> _Occurrences:
+    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int, width: int) -> _Occurrences:
         """From scratch: `classes` (views, m) played at `cols` (m, in order)."""
         occ = cls(total)
         flat = classes.ravel()
         order = np.argsort(flat, kind="stable")  # a class's columns stay in order
-        where = np.tile(cols, classes.shape[0])[order]
+        where = (cols + width * np.arange(classes.shape[0])[:, None]).ravel()[order]
         ends = np.cumsum(np.bincount(flat, minlength=total))
         for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
             start = ends[g - 1] if g else 0
@@ -311,7 +316,7 @@ class SessionMemory:
             at, ivl = np.array(known).T
             self._has_ivl[_PAD + at] = True
             self._ivl[_PAD + at] = ivl
-        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total)
+        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total, self._seq.shape[1])
         self._n, self._found = len(self.texts), None
         self._rebuild_runs()
 
@@ -322,7 +327,7 @@ class SessionMemory:
         else:
             value = self._vocab.index(text)
             self._seq[:, col] = self._cls.table[:, value]
-            self._occ.add(self._cls.globals[value], col)
+            self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
                 self._runs.add(_run_hash(run))
@@ -390,6 +395,11 @@ class SessionMemory:
         view, over the classes of all views numbered together (`_Classes.offsets`;
         the value view's classes are the value ids).  None when nothing the player
         played matches the context's last value."""
+        found = self._predict(context)
+        return None if found is None else (np.array(found[0], dtype=np.intp), found[1])
+
+    def _predict(self, context) -> tuple[list[int], np.ndarray] | None:
+        """`predict`, the longest matches as a list (what `mix` wants)."""
         if self._vocab is None:
             raise RuntimeError("SessionMemory used before bind(vocab)")
         self._found = None
@@ -397,14 +407,13 @@ class SessionMemory:
         if self._n < 2 or not context:
             return None
         cls, seq = self._cls, self._seq
-        nviews, width, k = len(VIEWS), seq.shape[1], len(context)
+        nviews, k = len(VIEWS), len(context)
         flat = seq.reshape(-1)
-        rev = cls.table[:, context[::-1]]  # rev[v, j]: the context's value j back, in view v
         # the latest moments whose value (in each view) is the context's last
         occ = self._occ
-        found = [occ.latest(int(g), RECENT) for g in cls.offsets[:-1] + rev[:, 0]]
+        found = [occ.latest(g, RECENT) for g in cls.globals[context[-1]]]
         view = np.repeat(_VIEW_IDS, [f.size for f in found])
-        at = np.concatenate(found) + view * width
+        at = np.concatenate(found)
         cont = flat.take(at + 1)
         if not (live := cont >= 0).all():  # a break follows: nothing continued it
             at, view, cont = at[live], view[live], cont[live]
@@ -414,7 +423,8 @@ class SessionMemory:
         # first disagreement among the k - 1 values before it (a False column at the end)
         agree = np.zeros((at.size, k), dtype=bool)
         if k > 1:
-            np.equal(flat.take(at[:, None] - _BACK[1:k]), rev[:, 1:].take(view, axis=0), out=agree[:, :-1])
+            before = cls.table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
+            np.equal(flat.take(at[:, None] - _BACK[1:k]), before.take(view, axis=0), out=agree[:, :-1])
         match = 1 + agree.argmin(axis=1)
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
@@ -422,25 +432,39 @@ class SessionMemory:
         # them; trust N / (N + D), the lowest order taking what the others leave.  A
         # moment matched for L values counts in the orders 1..L, so its weight is the
         # sum of those orders' coefficients.
-        g = cls.offsets[view] + cont
+        g = cls.offsets.take(view) + cont
         best = self._best
         np.maximum.at(best, g, match)
         classes = np.flatnonzero(best)
         stride = ORDER + 1
-        at_least = np.bincount(view * stride + match, minlength=nviews * stride).reshape(nviews, stride)
-        total = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]   # total[v, j]: matched >= j
-        distinct = np.bincount(cls.view_of[classes] * stride + best[classes], minlength=nviews * stride)
-        distinct = np.cumsum(distinct.reshape(nviews, stride)[:, ::-1], axis=1)[:, ::-1]
+        slot = view * stride + match
+        at_least = np.bincount(slot, minlength=nviews * stride).tolist()
+        distinct = np.bincount(cls.view_of.take(classes) * stride + best.take(classes),
+                               minlength=nviews * stride).tolist()
         best[classes] = 0
-        trust = np.divide(total, total + distinct, out=np.zeros(total.shape), where=total > 0)
-        trust[:, 1] = total[:, 1] > 0
-        left = np.ones(trust.shape)
-        left[:, :-1] = np.cumprod((1.0 - trust)[:, :0:-1], axis=1)[:, ::-1]
-        coef = np.divide(trust * left, total, out=np.zeros(total.shape), where=total > 0)
-        weight = np.cumsum(coef, axis=1).reshape(-1)   # weight[v * stride + L]
-        longest = np.zeros(nviews, dtype=np.intp)
-        np.maximum.at(longest, view, match)
-        return longest, np.bincount(g, weights=weight.take(view * stride + match), minlength=cls.total)
+        # A few dozen numbers: plain Python does them in a third of the time of the
+        # two dozen numpy calls on (views, orders) tables this was (same arithmetic, in
+        # the same order: the same floats).
+        weight = [0.0] * (nviews * stride)   # weight[v * stride + L]
+        longest = [0] * nviews
+        for v in range(nviews):
+            base, n, d, left = v * stride, 0, 0, 1.0
+            coef = [0.0] * stride
+            for j in range(ORDER, 0, -1):  # matched >= j: n moments, d distinct classes after them
+                n += at_least[base + j]
+                if n == 0:
+                    continue
+                d += distinct[base + j]
+                if not longest[v]:
+                    longest[v] = j
+                trust = 1.0 if j == 1 else n / (n + d)
+                coef[j] = trust * left / n
+                left *= 1.0 - trust
+            acc = 0.0
+            for j in range(1, longest[v] + 1):
+                acc += coef[j]
+                weight[base + j] = acc
+        return longest, np.bincount(g, weights=np.array(weight).take(slot), minlength=cls.total)
 
     def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
         """The model's next-value distribution `probs` mixed with the memory's.
@@ -455,25 +479,26 @@ class SessionMemory:
         if imitation <= 0:
             return out
         self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
-        found = self.predict(context)
+        found = self._predict(context)
         if found is not None:
             longest, q = found
             cls = self._cls
-            m2 = longest.astype(np.float64) ** 2
             imitation = min(float(imitation), 1.0)
             eager = (1.0 - EAGER * max(0.0, 2.0 * imitation - 1.0)) ** 2  # above 0.5: short matches count
-            lam = 2.0 * imitation * _WEIGHT * m2 / (m2 + eager * _HALF2)
-            total = lam.sum()
+            # five numbers: in plain Python (as numpy did them, the same floats)
+            lam = [2.0 * imitation * w * (m * m) / (m * m + eager * h2)
+                   for w, h2, m in zip(_WEIGHTS, _HALVES2, map(float, longest), strict=True)]
+            total = sum(lam)
             if total > MAX_LAMBDA:
-                lam *= MAX_LAMBDA / total
+                lam = [x * (MAX_LAMBDA / total) for x in lam]
                 total = MAX_LAMBDA
             out *= 1.0 - total
             out += lam[0] * q[:cls.size]
             # a coarse class's share goes to its values as the model shares it among them
+            # (a class nothing followed has q 0: its share is 0 whatever its mass)
             mass = np.add.reduceat(probs.take(cls.members), cls.starts)
             q = q[cls.size:]
-            share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size),
-                              where=(q > 0) & (mass > 0))
+            share = np.divide(np.array(lam).take(cls.coarse_view) * q, mass, out=np.zeros(q.size), where=mass > 0)
             out += probs * share.take(cls.coarse).sum(axis=0)
         copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
