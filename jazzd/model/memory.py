@@ -69,13 +69,23 @@ not only in the latest moments), every value that would continue that run is mas
 (MaxOrder, Papadopoulos, Roy and Pachet 2014).  A set of hashes of every run of 8 the
 player played makes the usual answer, "no such run", one lookup.
 
-Cost.  An index of where each class was played (`_Occurrences`) finds the moments to
-match without scanning the memory; the rest is about 40 numpy operations on at most
-5 x `RECENT` moments.  Measured with a full memory at imitation 1 (bench/engine.py, one
-BLAS thread, the project's 2-core machine): `mix` 85 us median alone, 167 us median and
-320 us p99 between the model's steps (which push its arrays out of the cache), so about
-1.1 times a model step; `learn` 3.4 us median, 11 us p99, 9 ms when the memory is full
-and its oldest quarter goes (a re-index, once per 4,096 values).
+Cost.  An index of where each class was played (`_Occurrences`, at flat positions of
+the memory's array) finds the moments to match without scanning the memory; the rest is
+about 30 numpy operations on at most 5 x `RECENT` moments and the 1,648 classes, with the
+Witten-Bell table (5 views x 8 orders) and the gates in plain Python: at these sizes a
+numpy call costs more than its arithmetic, so the count of calls is the cost.  Measured
+with a full memory at imitation 1 (bench/engine.py, one BLAS thread, the project's
+shared 2-core machine, median of 3 runs): `mix` 64 us median alone (was 82 before the
+calls were cut), 151 us median and 286 us p99 between the model's steps (was 195 and
+342; the steps push its arrays and numpy's code out of the cache: with the cache
+flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, 9-16
+ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
+values).  Per beat of the bench (duet, 240 bpm, the player's
+16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
+1.78 ms p99 (ratio 1.57; 1.75 before).  The p99 beats are those where jazzd plans 4-5
+values, each a model step and a `mix`, on top of the player's 4 notes: beats of as many
+model steps cost about 1.7 ms without memory on the same machine, so no memory can bring
+that p99 under 1 ms by itself (the steps are the cost there).
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value
@@ -442,9 +452,9 @@ class SessionMemory:
         distinct = np.bincount(cls.view_of.take(classes) * stride + best.take(classes),
                                minlength=nviews * stride).tolist()
         best[classes] = 0
-        # A few dozen numbers: plain Python does them in a third of the time of the
-        # two dozen numpy calls on (views, orders) tables this was (same arithmetic, in
-        # the same order: the same floats).
+        # A few dozen numbers: plain Python costs less than the two dozen numpy calls
+        # on (views, orders) tables this was (the same arithmetic in the same order:
+        # the same floats, checked against them).
         weight = [0.0] * (nviews * stride)   # weight[v * stride + L]
         longest = [0] * nviews
         for v in range(nviews):
