@@ -69,13 +69,23 @@ not only in the latest moments), every value that would continue that run is mas
 (MaxOrder, Papadopoulos, Roy and Pachet 2014).  A set of hashes of every run of 8 the
 player played makes the usual answer, "no such run", one lookup.
 
-Cost.  An index of where each class was played (`_Occurrences`) finds the moments to
-match without scanning the memory; the rest is about 40 numpy operations on at most
-5 x `RECENT` moments.  Measured with a full memory at imitation 1 (bench/engine.py, one
-BLAS thread, the project's 2-core machine): `mix` 85 us median alone, 167 us median and
-320 us p99 between the model's steps (which push its arrays out of the cache), so about
-1.1 times a model step; `learn` 3.4 us median, 11 us p99, 9 ms when the memory is full
-and its oldest quarter goes (a re-index, once per 4,096 values).
+Cost.  An index of where each class was played (`_Occurrences`, at flat positions of
+the memory's array) finds the moments to match without scanning the memory; the rest is
+about 30 numpy operations on at most 5 x `RECENT` moments and the 1,648 classes, with the
+Witten-Bell table (5 views x 8 orders) and the gates in plain Python: at these sizes a
+numpy call costs more than its arithmetic, so the count of calls is the cost.  Measured
+with a full memory at imitation 1 (bench/engine.py, one BLAS thread, the project's
+shared 2-core machine, median of 3 runs): `mix` 64 us median alone (was 82 before the
+calls were cut), 151 us median and 286 us p99 between the model's steps (was 195 and
+342; the steps push its arrays and numpy's code out of the cache: with the cache
+flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, 9-16
+ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
+values).  Per beat of the bench (duet, 240 bpm, the player's
+16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
+1.78 ms p99 (ratio 1.57; 1.75 before).  The p99 beats are those where jazzd plans 4-5
+values, each a model step and a `mix`, on top of the player's 4 notes: beats of as many
+model steps cost about 1.7 ms without memory on the same machine, so no memory can bring
+that p99 under 1 ms by itself (the steps are the cost there).
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value
@@ -137,8 +147,8 @@ VIEWS: tuple[View, ...] = (
     View("cell", lambda v: (v.type, v.dur), 0.065, 2.4, False),
     View("rhythm", lambda v: (v.type == "R", v.dur), 0.065, 1.5, False),
 )
-_WEIGHT = np.array([v.weight for v in VIEWS])
-_HALF2 = np.array([v.half for v in VIEWS]) ** 2
+_WEIGHTS = [v.weight for v in VIEWS]
+_HALVES2 = [v.half * v.half for v in VIEWS]
 _BACK = np.arange(ORDER)
 _VIEW_IDS = np.arange(len(VIEWS))
 _KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
@@ -176,6 +186,7 @@ class _Classes:
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
         coarse = self.table[1:] + self.offsets[1:-1, None]
         self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
+        self.coarse_view = self.view_of[self.size:]           # the view of each coarse class
         # the value ids of the coarse classes, class after class, and where each class starts
         flat = self.coarse.ravel()
         order = np.argsort(flat, kind="stable")
@@ -184,33 +195,37 @@ class _Classes:
 
 
 class _Occurrences:
-    """Per class (of all views, numbered together): the columns of the memory where a
-    value of that class was played, in order, in arrays that grow by doubling.  So the
-    moments to match are found without scanning the memory."""
+    """Per class (of all views, numbered together): where in the memory a value of that
+    class was played, in order, in arrays that grow by doubling.  So the moments to
+    match are found without scanning the memory.  A place is a position in the memory's
+    (views, columns) array read flat (column + view x its width): `predict` gathers the
+    moments of all views in one array without offsetting each view's."""
 
     def __init__(self, total: int):
         self.cols = [_NONE] * total
         self.count = [0] * total
 
-    def add(self, classes, col: int) -> None:
+    def add(self, classes, col: int, width: int) -> None:
+        """A value of `classes` (one per view) played at column `col`."""
         for g in classes:
             n, cols = self.count[g], self.cols[g]
             if n == cols.size:
                 cols = self.cols[g] = np.concatenate([cols, np.empty(max(8, n), dtype=np.intp)])
             cols[n] = col
             self.count[g] = n + 1
+            col += width
 
     def latest(self, g: int, limit: int) -> np.ndarray:
         n = self.count[g]
         return self.cols[g][max(0, n - limit):n]
 
     @classmethod
-    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int) -> _Occurrences:
+    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int, width: int) -> _Occurrences:
         """From scratch: `classes` (views, m) played at `cols` (m, in order)."""
         occ = cls(total)
         flat = classes.ravel()
         order = np.argsort(flat, kind="stable")  # a class's columns stay in order
-        where = np.tile(cols, classes.shape[0])[order]
+        where = (cols + width * np.arange(classes.shape[0])[:, None]).ravel()[order]
         ends = np.cumsum(np.bincount(flat, minlength=total))
         for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
             start = ends[g - 1] if g else 0
@@ -311,7 +326,7 @@ class SessionMemory:
             at, ivl = np.array(known).T
             self._has_ivl[_PAD + at] = True
             self._ivl[_PAD + at] = ivl
-        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total)
+        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total, self._seq.shape[1])
         self._n, self._found = len(self.texts), None
         self._rebuild_runs()
 
@@ -322,7 +337,7 @@ class SessionMemory:
         else:
             value = self._vocab.index(text)
             self._seq[:, col] = self._cls.table[:, value]
-            self._occ.add(self._cls.globals[value], col)
+            self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
                 self._runs.add(_run_hash(run))
@@ -390,6 +405,11 @@ class SessionMemory:
         view, over the classes of all views numbered together (`_Classes.offsets`;
         the value view's classes are the value ids).  None when nothing the player
         played matches the context's last value."""
+        found = self._predict(context)
+        return None if found is None else (np.array(found[0], dtype=np.intp), found[1])
+
+    def _predict(self, context) -> tuple[list[int], np.ndarray] | None:
+        """`predict`, the longest matches as a list (what `mix` wants)."""
         if self._vocab is None:
             raise RuntimeError("SessionMemory used before bind(vocab)")
         self._found = None
@@ -397,14 +417,13 @@ class SessionMemory:
         if self._n < 2 or not context:
             return None
         cls, seq = self._cls, self._seq
-        nviews, width, k = len(VIEWS), seq.shape[1], len(context)
+        nviews, k = len(VIEWS), len(context)
         flat = seq.reshape(-1)
-        rev = cls.table[:, context[::-1]]  # rev[v, j]: the context's value j back, in view v
         # the latest moments whose value (in each view) is the context's last
         occ = self._occ
-        found = [occ.latest(int(g), RECENT) for g in cls.offsets[:-1] + rev[:, 0]]
+        found = [occ.latest(g, RECENT) for g in cls.globals[context[-1]]]
         view = np.repeat(_VIEW_IDS, [f.size for f in found])
-        at = np.concatenate(found) + view * width
+        at = np.concatenate(found)
         cont = flat.take(at + 1)
         if not (live := cont >= 0).all():  # a break follows: nothing continued it
             at, view, cont = at[live], view[live], cont[live]
@@ -414,7 +433,8 @@ class SessionMemory:
         # first disagreement among the k - 1 values before it (a False column at the end)
         agree = np.zeros((at.size, k), dtype=bool)
         if k > 1:
-            np.equal(flat.take(at[:, None] - _BACK[1:k]), rev[:, 1:].take(view, axis=0), out=agree[:, :-1])
+            before = cls.table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
+            np.equal(flat.take(at[:, None] - _BACK[1:k]), before.take(view, axis=0), out=agree[:, :-1])
         match = 1 + agree.argmin(axis=1)
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
@@ -422,25 +442,39 @@ class SessionMemory:
         # them; trust N / (N + D), the lowest order taking what the others leave.  A
         # moment matched for L values counts in the orders 1..L, so its weight is the
         # sum of those orders' coefficients.
-        g = cls.offsets[view] + cont
+        g = cls.offsets.take(view) + cont
         best = self._best
         np.maximum.at(best, g, match)
         classes = np.flatnonzero(best)
         stride = ORDER + 1
-        at_least = np.bincount(view * stride + match, minlength=nviews * stride).reshape(nviews, stride)
-        total = np.cumsum(at_least[:, ::-1], axis=1)[:, ::-1]   # total[v, j]: matched >= j
-        distinct = np.bincount(cls.view_of[classes] * stride + best[classes], minlength=nviews * stride)
-        distinct = np.cumsum(distinct.reshape(nviews, stride)[:, ::-1], axis=1)[:, ::-1]
+        slot = view * stride + match
+        at_least = np.bincount(slot, minlength=nviews * stride).tolist()
+        distinct = np.bincount(cls.view_of.take(classes) * stride + best.take(classes),
+                               minlength=nviews * stride).tolist()
         best[classes] = 0
-        trust = np.divide(total, total + distinct, out=np.zeros(total.shape), where=total > 0)
-        trust[:, 1] = total[:, 1] > 0
-        left = np.ones(trust.shape)
-        left[:, :-1] = np.cumprod((1.0 - trust)[:, :0:-1], axis=1)[:, ::-1]
-        coef = np.divide(trust * left, total, out=np.zeros(total.shape), where=total > 0)
-        weight = np.cumsum(coef, axis=1).reshape(-1)   # weight[v * stride + L]
-        longest = np.zeros(nviews, dtype=np.intp)
-        np.maximum.at(longest, view, match)
-        return longest, np.bincount(g, weights=weight.take(view * stride + match), minlength=cls.total)
+        # A few dozen numbers: plain Python costs less than the two dozen numpy calls
+        # on (views, orders) tables this was (the same arithmetic in the same order:
+        # the same floats, checked against them).
+        weight = [0.0] * (nviews * stride)   # weight[v * stride + L]
+        longest = [0] * nviews
+        for v in range(nviews):
+            base, n, d, left = v * stride, 0, 0, 1.0
+            coef = [0.0] * stride
+            for j in range(ORDER, 0, -1):  # matched >= j: n moments, d distinct classes after them
+                n += at_least[base + j]
+                if n == 0:
+                    continue
+                d += distinct[base + j]
+                if not longest[v]:
+                    longest[v] = j
+                trust = 1.0 if j == 1 else n / (n + d)
+                coef[j] = trust * left / n
+                left *= 1.0 - trust
+            acc = 0.0
+            for j in range(1, longest[v] + 1):
+                acc += coef[j]
+                weight[base + j] = acc
+        return longest, np.bincount(g, weights=np.array(weight).take(slot), minlength=cls.total)
 
     def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
         """The model's next-value distribution `probs` mixed with the memory's.
@@ -455,25 +489,26 @@ class SessionMemory:
         if imitation <= 0:
             return out
         self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
-        found = self.predict(context)
+        found = self._predict(context)
         if found is not None:
             longest, q = found
             cls = self._cls
-            m2 = longest.astype(np.float64) ** 2
             imitation = min(float(imitation), 1.0)
             eager = (1.0 - EAGER * max(0.0, 2.0 * imitation - 1.0)) ** 2  # above 0.5: short matches count
-            lam = 2.0 * imitation * _WEIGHT * m2 / (m2 + eager * _HALF2)
-            total = lam.sum()
+            # five numbers: in plain Python (as numpy did them, the same floats)
+            lam = [2.0 * imitation * w * (m * m) / (m * m + eager * h2)
+                   for w, h2, m in zip(_WEIGHTS, _HALVES2, map(float, longest), strict=True)]
+            total = sum(lam)
             if total > MAX_LAMBDA:
-                lam *= MAX_LAMBDA / total
+                lam = [x * (MAX_LAMBDA / total) for x in lam]
                 total = MAX_LAMBDA
             out *= 1.0 - total
             out += lam[0] * q[:cls.size]
             # a coarse class's share goes to its values as the model shares it among them
+            # (a class nothing followed has q 0: its share is 0 whatever its mass)
             mass = np.add.reduceat(probs.take(cls.members), cls.starts)
             q = q[cls.size:]
-            share = np.divide(lam.take(cls.view_of[cls.size:]) * q, mass, out=np.zeros(q.size),
-                              where=(q > 0) & (mass > 0))
+            share = np.divide(np.array(lam).take(cls.coarse_view) * q, mass, out=np.zeros(q.size), where=mass > 0)
             out += probs * share.take(cls.coarse).sum(axis=0)
         copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
