@@ -563,3 +563,20 @@ def test_a_clock_that_starts_well_after_start_starts_with_its_first_pulse():
     f.feed(1.0, FA)
     ticks = play(f, clock_times(120, 2 * PPQN, seed=0, t0=1.2, jitter=0))
     assert [(tk.beat, round(tk.t, 9)) for tk in ticks] == [(0, 1.2), (1, 1.7)]
+
+
+@pytest.mark.parametrize("late_periods", [0.45, 0.55])
+def test_a_first_pulse_on_time_and_the_next_ones_held_up_is_no_lost_pulse(late_periods):
+    """Start and the first pulse on time, the next ten held up (a busy sender) by about
+    half a period, then on time again: no pulse was lost, so beat 0 ticks at the first
+    pulse and every beat on the sender's grid.  Numbered from the first pulse's phase,
+    0.55 made a pulse "lost" and every beat a pulse early (the JACK external-clock
+    test's failure: 8.5 ms is enough at 150 bpm)."""
+    times = clock_times(150, 6 * PPQN, seed=0, t0=1.0, jitter=0)
+    period = times[1] - times[0]
+    f = MidiClockFollower()
+    f.feed(1.0, FA)
+    ticks = play(f, [t + (late_periods * period if 1 <= k <= 10 else 0.0) for k, t in enumerate(times)])
+    assert f.filter.lost == 0 and f.filter.dropped == {}
+    assert [tk.beat for tk in ticks] == list(range(6))
+    assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < 0.3 * period for tk in ticks), ticks
