@@ -110,7 +110,7 @@ def proc_stats(pid: int) -> tuple[dict, float]:
     return rss, (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def onset_errors(got, tempo: float, pulses: int = 2) -> np.ndarray:
+def onset_errors(got, tempo: float, every: int = 2) -> np.ndarray:
     pulses = np.array([t for t, m in got if m[0] == 0xF8])
     if len(pulses) < 48:
         raise SystemExit("too few clock pulses received to fit the grid")
@@ -121,7 +121,7 @@ def onset_errors(got, tempo: float, pulses: int = 2) -> np.ndarray:
     slope, origin = np.polyfit(k, pulses, 1)  # seconds per pulse, time of the first pulse
     spb = slope * 24
     ons = np.array([t for t, m in got if is_note_on(m)])
-    return grid_errors(ons, origin, slope, pulses), 60.0 / spb
+    return grid_errors(ons, origin, slope, every), 60.0 / spb
 
 
 def grid_errors(ons: np.ndarray, origin: float, spp: float, pulses: int = 2) -> np.ndarray:
@@ -199,7 +199,7 @@ def main() -> None:
         rss0, cpu0 = proc_stats(proc.pid)
         got = record(rec, args.seconds, [(0.01, lambda: [kbd.send_message(m) for m in chord])])
         rss1, cpu1 = proc_stats(proc.pid)
-        errors, fitted = onset_errors(got, args.tempo, pulses=1)
+        errors, fitted = onset_errors(got, args.tempo, every=1)
         twelfths, _ = onset_errors(got, args.tempo)
         out["duet"] = {
             "seconds": args.seconds, "tempo_bpm": args.tempo, "fitted_tempo_bpm": round(fitted, 3),
