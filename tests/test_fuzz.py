@@ -135,7 +135,7 @@ def model(tmp_path_factory):
 @pytest.mark.parametrize("clock", ["internal", "midi"])
 def test_hostile_input_is_dropped_and_counted_never_raised(model, seed, clock, caplog):
     modes = ("call", "duet", "solo")
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": clock,
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": seed + 1, "clock.source": clock,
                                  "engine.mode": modes[seed % 3], "midi.thru": seed % 2 == 0,
                                  "midi.input_channel": 0 if seed < 3 else 1,
                                  "model.folder": str(model.parent)},
@@ -170,12 +170,14 @@ def test_hostile_input_is_dropped_and_counted_never_raised(model, seed, clock, c
     assert sounding_at_end(wire.out) == set()
     assert daemon.sounding == set() and len(daemon.schedule) == 0
     sent_valid = sum(1 for m in wire.out if m[0] & 0xF0 == 0x90)
-    if clock == "internal" and cfg.engine.mode != "call":
-        assert sent_valid > 0  # it kept playing through it all
+    # Solo keeps playing through it all.  (Duet yields to the player, and the garbage's
+    # notes are a player who never stops: it may rest throughout, by design.)
+    if clock == "internal" and cfg.engine.mode == "solo":
+        assert sent_valid > 0
 
 
 def test_drops_are_reported_in_status_and_the_log_once_per_period(model, caplog):
-    cfg = load_config(overrides={"model.path": str(model)}, system_paths=[])
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1}, system_paths=[])
     sent = []
     notifier = Notifier(environ={})
     notifier.status = lambda text: sent.append(text) or True
@@ -215,7 +217,7 @@ def _pings_while_running(model, tmp_path, overrides, stall_at=None, stall_s=0.0,
             except TimeoutError:
                 pass
 
-    cfg = load_config(overrides={"model.path": str(model), **overrides}, system_paths=[])
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1, **overrides}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={"NOTIFY_SOCKET": path, "WATCHDOG_USEC": "200000"}))
     daemon.start(ports=Wire())
     if stall_at is not None:
@@ -380,7 +382,7 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     that ends it), its notes on the sender's grid, and STATUS says the clock looked broken."""
     # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
     # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi",
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi", "engine.seed": seed + 1,
                                  "call.turn_taking": "silence"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
@@ -401,7 +403,7 @@ def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(
     played after a 4-beat count-in is heard by the model and answered on beat 13."""
     # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
     # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi",
+    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi", "engine.seed": 1,
                                  "call.turn_taking": "silence"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
@@ -428,7 +430,7 @@ def test_a_call_cut_short_by_a_transport_restart_does_not_swallow_the_next_call(
 
 
 def test_a_broken_clock_input_is_reported_in_status_and_the_log(model, caplog):
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1, "clock.source": "midi"}, system_paths=[])
     sent = []
     notifier = Notifier(environ={})
     notifier.status = lambda text: sent.append(text) or True
@@ -446,7 +448,7 @@ def test_a_broken_clock_input_is_reported_in_status_and_the_log(model, caplog):
 
 
 def test_a_storm_of_transport_bytes_is_a_few_log_lines(model, caplog):
-    cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi"}, system_paths=[])
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1, "clock.source": "midi"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     rng = np.random.default_rng(3)

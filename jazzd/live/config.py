@@ -79,6 +79,7 @@ SHELL_RULES: dict[str, Rule] = {
     "clock.tempo": Between(20, 300),
     "clock.send": Flag(),
     "engine.progression": Chords(),
+    "engine.seed": Between(0, 999_999, zero="a new seed each start"),
     "model.path": FilePath('"" (the bundled model) or a bundle file path in quotes'),
     "model.folder": FilePath('"" (none) or a folder path in quotes'),
     "model.memory": FilePath('"" ($STATE_DIRECTORY/memory.json, if set), "off" or a file path in quotes',
