@@ -143,14 +143,15 @@ class Session:
         signal, message) of what came after it."""
         self.proc.send_signal(sig)
         t0 = time.monotonic()
-        self.stop_received: list[tuple[float, bytes]] = []
+        got: list[tuple[float, float, bytes]] = []  # (read, rtmidi's delta, message), as in play
         while self.proc.poll() is None and time.monotonic() - t0 < 10:
             while self.rec is not None and (item := self.rec.get_message()) is not None:
-                self.stop_received.append((time.monotonic() - t0, bytes(item[0])))
+                got.append((time.monotonic() - t0, item[1], bytes(item[0])))
             time.sleep(0.0005)
         time.sleep(0.1)
         while self.rec is not None and (item := self.rec.get_message()) is not None:
-            self.stop_received.append((time.monotonic() - t0, bytes(item[0])))
+            got.append((time.monotonic() - t0, item[1], bytes(item[0])))
+        self.stop_received: list[tuple[float, bytes]] = arrivals(got)
         self.received += self.stop_received
         return self.proc.wait(5)
 

@@ -125,16 +125,16 @@ class Daemon:
 
     # --- start-up -------------------------------------------------------------------------
     @staticmethod
-    def _new_engine(cfg: Config, runtime: Runtime, seed: int | None = None,
-                    memory: SessionMemory | None = None) -> Engine:
-        """An engine on a loaded runtime, from the start of a sequence, with the session
-        `memory` (a new one if None).  Reads no file."""
+    def _new_engine(cfg: Config, runtime: Runtime, memory: SessionMemory | None = None) -> Engine:
+        """An engine on a loaded runtime, from the start of a sequence, seeded by
+        `engine.seed` (0: a new seed), with the session `memory` (a new one if None).
+        Reads no file."""
         import numpy as np
 
         runtime.reset()
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
-        rng = np.random.default_rng(seed)
+        rng = np.random.default_rng(cfg.engine.seed or None)
         return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression, memory=memory)
 
     def start(self, now: float | None = None, ports=None) -> str:
@@ -148,7 +148,7 @@ class Daemon:
         if self.memory_file is not None:
             self.memory = load_memory(self.memory_file, log.warning)
             log.info("session memory %s: %d values", self.memory_file, len(self.memory))
-        self.engine = self._new_engine(cfg, runtime, seed=cfg.engine.seed or None, memory=self.memory)
+        self.engine = self._new_engine(cfg, runtime, memory=self.memory)
         self.model_name = path.name
         self.programs = load_programs(cfg)
         m = cfg.midi
@@ -527,7 +527,7 @@ class Daemon:
         # runtime may be the one restarting here (the same program again).
         self.silence(now)  # nothing hangs across the switch
         last_tick = self.engine.last_tick
-        engine = self._new_engine(cfg, runtime, seed=cfg.engine.seed or None, memory=self.memory)
+        engine = self._new_engine(cfg, runtime, memory=self.memory)
         engine.adopt_chords(self.engine)  # the chord in the player's hand stays known
         self.engine, self.model_name = engine, path.name
         if last_tick is not None:  # the new engine joins the running beat grid
