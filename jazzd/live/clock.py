@@ -12,6 +12,8 @@ monotonic clock, so the same arithmetic runs live and, instantly, in tests.
 - `MidiClockFollower` turns incoming 0xF8/0xFA/0xFB/0xFC/0xF2 messages and their arrival
   times into `Tick`s and transport events, numbering the pulses on a fitted line (see
   `TempoFilter`), so lost, doubled and stray pulses and jitter do not move the beat.
+- `LinkFollower` places the beats on an Ableton Link session's timeline, from snapshots
+  of it (`LinkTimeline`) that jazzd.live.abletonlink takes in the loop.
 
 MIDI facts (conventions §3.2): Timing Clock 0xF8 at 24 pulses per quarter note; Start
 0xFA (play from position 0 at the next clock); Continue 0xFB (play from the current
@@ -640,3 +642,149 @@ def _as_bytes(data) -> bytes | None:
             isinstance(b, int) and 0 <= b <= 255 for b in data):
         return bytes(data)
     return None
+
+
+# ---------------------------------------------------------------------------------------
+# Following an Ableton Link session
+
+LINK_JOIN_S = 1.0        # without start/stop sync, jazzd waits this long for a session before playing alone
+LINK_LATE_S = 0.05       # a transport start learned of at most this late still plays its first beat
+LINK_MOVED_S = 0.0005    # a timeline that moves the next beat by more than this has changed (tempo, phase)
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTimeline:
+    """A snapshot of a Link session, on the loop's clock: at time `t` the session is at
+    `beat` (quantum = a bar: beat 0 mod beats_per_bar is a bar line on every peer),
+    moving at `tempo` bpm; `playing` is its transport, which took (or takes) effect at
+    `since`; `peers` is the number of other peers in the session."""
+
+    t: float
+    beat: float
+    tempo: float
+    playing: bool = False
+    since: float = -math.inf
+    peers: int = 0
+
+    def time_at(self, beat: float) -> float:
+        return self.t + (beat - self.beat) * 60.0 / self.tempo
+
+    def beat_at(self, t: float) -> float:
+        return self.beat + (t - self.t) * self.tempo / 60.0
+
+
+class LinkFollower(BaseClock):
+    """Beats on an Ableton Link session's timeline.  Feed it a `LinkTimeline` snapshot
+    each turn of the loop (`update`, which returns transport events); `poll` hands out
+    the beats due, each at its time on the latest snapshot, minus `latency` (seconds: how
+    long jazzd's notes take to be heard, a DAW's "nudge"), so they sound on the beat.
+
+    Link beat b (quantum = bar) is jazzd's beat b - base, with `base` a whole number of
+    bars fixed when a run of beats starts: the first beat of a run is counted 0 to
+    beats_per_bar - 1, so jazzd's bar lines are the session's.  The next beat is always
+    after the last one in time and number; a timeline that jumps (a new session's phase)
+    skips beats, and the engine starts a new timeline there.
+
+    `start_stop` (the session's start/stop sync): beats come only while the session
+    plays; a start is a `TransportStart` and beats from the first at or after its time;
+    a stop a `TransportStop` at its time (no beat at or after it).  Without it, beats
+    come always, once jazzd has joined a session or waited `LINK_JOIN_S` for one (so it
+    does not play a moment at its own tempo and then jump to the session's).
+    """
+
+    def __init__(self, start: float, beats_per_bar: int = 4, latency: float = 0.0,
+                 start_stop: bool = False):
+        super().__init__(beats_per_bar)
+        if not (isinstance(latency, int | float) and math.isfinite(latency)):
+            raise ValueError(f"latency must be a finite number of seconds, not {latency!r}")
+        self.latency = float(latency)
+        self.start_stop = start_stop
+        self.view: LinkTimeline | None = None
+        self.joined_after: float | None = None   # seconds from start to the first peer
+        self._start = _check_time(start)
+        self._running = False
+        self._stop_at = math.inf                 # a stop announced for this time
+        self._next: int | None = None            # the next Link beat to tick
+        self._base = 0
+        self._last: tuple[int, float] | None = None  # (Link beat, time) of the last tick
+
+    @property
+    def tempo(self) -> float:
+        return self.view.tempo if self.view is not None else 0.0
+
+    @property
+    def running(self) -> bool:
+        return self._running
+
+    def time_of(self, link_beat: float) -> float:
+        """When jazzd plays Link beat `link_beat` (latency ahead of the session's time)."""
+        return self.view.time_at(link_beat) - self.latency
+
+    def update(self, view: LinkTimeline) -> list:
+        """Take a new snapshot (at `view.t`); returns the transport events it makes."""
+        now = _check_time(view.t)
+        _check_tempo(view.tempo)
+        if view.peers and self.joined_after is None:
+            self.joined_after = max(0.0, now - self._start)
+        self.view = view
+        events: list = []
+        if self.start_stop:
+            if view.playing:
+                if not self._running:
+                    since = view.since if math.isfinite(view.since) else now
+                    # A start just announced (or just past) plays from its own beat; in a
+                    # session that has played for a while jazzd comes in at the next beat.
+                    self._begin(since if since >= now + self.latency - LINK_LATE_S else now + self.latency)
+                    events.append(TransportStart(since))
+                self._stop_at = math.inf
+            elif self._running:
+                self._stop_at = view.since if math.isfinite(view.since) else now
+                if now >= self._stop_at:
+                    events.append(TransportStop(self._stop_at, self._beat_number(self._stop_at)))
+                    self._running, self._next, self._stop_at = False, None, math.inf
+        elif not self._running and (view.peers or now >= self._start + LINK_JOIN_S):
+            self._begin(now + self.latency)
+        if self._running and self._last is not None:
+            # The timeline may have moved (a tempo change, a new session): the next beat
+            # is the first after the last one, in number and in time.
+            beat, t = self._last
+            after = math.floor(view.beat_at(t + self.latency) + 1e-6) + 1
+            self._next = max(beat + 1, after)
+        return events
+
+    def _begin(self, t: float) -> None:
+        """A run of beats starts at time t (session time): from the first beat at or after it."""
+        first = math.ceil(self.view.beat_at(t) - 1e-6)
+        self._base = first - first % self.beats_per_bar
+        self._next, self._last, self._running = first, None, True
+
+    def _beat_number(self, t: float) -> float:
+        return self.view.beat_at(t) - self._base if self.view is not None else 0.0
+
+    def moved(self, old: LinkTimeline | None) -> bool:
+        """Whether the latest snapshot places the next beat elsewhere than `old` did
+        (by more than `LINK_MOVED_S`): what was planned on `old` must move."""
+        if old is None or self.view is None or self._next is None:
+            return False
+        return abs(old.time_at(self._next) - self.view.time_at(self._next)) > LINK_MOVED_S
+
+    def retime(self, old: LinkTimeline, t: float) -> float:
+        """Time t as planned on `old`, moved to the same beat of the latest snapshot."""
+        return self.view.time_at(old.beat_at(t + self.latency)) - self.latency
+
+    def next_tick_time(self) -> float:
+        if not self._running or self._next is None or self.view is None:
+            return math.inf
+        t = self.time_of(self._next)
+        return t if t < self._stop_at - self.latency else math.inf
+
+    def poll(self, now: float) -> list[Tick]:
+        """The beats due by `now` (time <= now) not yet returned, each at its time on the
+        latest snapshot."""
+        limit = _check_time(now)
+        ticks: list[Tick] = []
+        while (t := self.next_tick_time()) <= limit:
+            ticks.append(Tick(t, self._next - self._base, self.view.tempo))
+            self._last = (self._next, t)
+            self._next += 1
+        return ticks

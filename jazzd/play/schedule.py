@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+from dataclasses import replace
 
 from jazzd.play.events import Out, Plan
 
@@ -57,6 +58,19 @@ class Schedule:
         while self._heap and self._heap[0][0] <= limit:
             out.append(heapq.heappop(self._heap)[3])
         return out
+
+    def retime(self, move, after: float) -> None:
+        """Move every event later than `after` to `move(t)` (a clock followed changed its
+        timeline: what was planned on the old one goes to the same beats of the new)."""
+        limit = time_key(after)
+        moved = []
+        for key, order, seq, ev in self._heap:
+            if key > limit:
+                ev = replace(ev, t=move(ev.t))
+                key = time_key(ev.t)
+            moved.append((key, order, seq, ev))
+        heapq.heapify(moved)
+        self._heap = moved
 
     def clear(self) -> list[Out]:
         """Drop everything; returns the note offs that were pending (to send at once)."""
