@@ -43,7 +43,8 @@ deps:
 venv: $(BIN)/.installed
 
 # The daemon needs only numpy, mido and python-rtmidi; the tests also take the train
-# extra (TensorFlow, for the Keras parity and trainer tests).
+# extra (TensorFlow, for the Keras parity and trainer tests) and the link extra (Ableton
+# Link, for the --clock link tests with a second peer on this machine).
 $(BIN)/.installed-run: pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps
 	$(PYTHON) -m venv $(VENV)
@@ -54,7 +55,7 @@ $(BIN)/.installed-run: pyproject.toml
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,test]'
+	$(BIN)/python -m pip install -q -e '.[train,test,link]'
 	touch $@ $(BIN)/.installed-run
 
 lint: venv

@@ -354,7 +354,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")
     settings.add_argument("--mode", choices=["call", "duet", "solo"])
     settings.add_argument("--tempo", type=float, metavar="BPM")
-    settings.add_argument("--clock", choices=["internal", "midi"], help="keep time, or follow MIDI clock")
+    settings.add_argument("--clock", choices=["internal", "midi", "link"],
+                          help="keep time, follow MIDI clock, or join an Ableton Link session (the link extra)")
     settings.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
     settings.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
     settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",

@@ -34,7 +34,8 @@ from jazzd.play.settings import Settings
 DOCUMENTED = {
     "midi": {"backend": "auto", "client_name": "jazzd", "input": "", "output": "",
              "input_channel": 0, "output_channel": 1, "thru": False},
-    "clock": {"source": "internal", "tempo": 120.0, "send": False, "beats_per_bar": 4},
+    "clock": {"source": "internal", "tempo": 120.0, "send": False, "link_latency_ms": 0.0,
+              "link_start_stop": False, "beats_per_bar": 4},
     "engine": {"mode": "call", "split": 60, "chord_channel": 0, "melody_channel": 0,
                "progression": "", "seed": 0, "temperature": 1.0, "top_p": 0.95, "density": 1.0,
                "imitation": 0.0, "range_low": 55, "range_high": 84, "follow_register": True,

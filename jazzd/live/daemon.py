@@ -24,13 +24,15 @@ import math
 import os
 import signal
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from jazzd.errors import BundleError, JazzdError
 from jazzd.live import midi
 from jazzd.live.clock import (
     InternalClock,
+    LinkFollower,
+    LinkTimeline,
     MidiClockFollower,
     TransportStop,
 )
@@ -114,6 +116,11 @@ class Daemon:
         self._reported = (0, 0, 0, 0)  # (dropped, unsent, queue full, clock faults) as last reported
         self.port_state = "ok"
         self.monotonic = time.monotonic  # the clock `step` reads after planning (tests: a fake)
+        self.clock = None                  # InternalClock or LinkFollower: beats from a timeline
+        self.follower = None               # MidiClockFollower: beats from MIDI clock
+        self.link = None                   # LinkSession (source = "link")
+        self._planned_on: LinkTimeline | None = None  # the Link snapshot the schedule was planned on
+        self._link_peers = 0
 
     @property
     def engine(self) -> Engine:
@@ -142,6 +149,10 @@ class Daemon:
         anything with MidiPorts' poll/send/check/close/description), start the clock;
         returns the ready line."""
         cfg = self.cfg
+        if cfg.clock.source == "link":  # first: a missing extra is reported before anything loads,
+            from jazzd.live.abletonlink import LinkSession  # and jazzd joins while the model loads
+
+            self.link = LinkSession(cfg.clock.tempo, cfg.clock.beats_per_bar, cfg.clock.link_start_stop)
         path = model_path(cfg)
         runtime = Runtime(load_bundle(path))
         self.memory_file = memory_path(cfg.model.memory)
@@ -156,18 +167,26 @@ class Daemon:
         now = time.monotonic() if now is None else now
         if cfg.clock.source == "internal":
             self.clock = InternalClock(cfg.clock.tempo, now + START_DELAY_S, cfg.clock.beats_per_bar)
-            self.follower = None
+        elif cfg.clock.source == "link":
+            self.clock = LinkFollower(self.link.enabled_at, cfg.clock.beats_per_bar, cfg.clock.link_latency_ms / 1000,
+                                      cfg.clock.link_start_stop)
+            self._follow_link(now)
         else:
-            self.clock = None
             self.follower = MidiClockFollower(cfg.clock.beats_per_bar)
         # As clock master, the same clock's 0xF8 pulses (and Start) go out with the beats.
-        self.out_clock = self.clock if self.clock_out and self.clock is not None else None
+        self.out_clock = self.clock if self.clock_out and isinstance(self.clock, InternalClock) else None
+        if self.clock_out and self.out_clock is None:
+            log.warning("clock.send: jazzd sends MIDI clock only with its own clock (clock.source = "
+                        "\"internal\"); not sending")
         line = (f"jazzd ready: {self.ports.description()}; model {self.model_name}; "
                 f"{self._clock_text()}; mode {cfg.engine.mode}")
         self.notifier.ready(self.status_text())
         return line
 
     def _clock_text(self) -> str:
+        if self.link is not None:
+            sync = ", start/stop sync" if self.cfg.clock.link_start_stop else ""
+            return f"Ableton Link (quantum {self.cfg.clock.beats_per_bar} beats{sync})"
         if self.clock is not None:
             return f"internal clock {self.cfg.clock.tempo:g} bpm"
         return "following MIDI clock"
@@ -226,6 +245,8 @@ class Daemon:
         wake-ups; then what fell due while the model planned.  Clock pulses go out with
         the notes."""
         self._send_clock(now)
+        if self.link is not None:
+            self._follow_link(now)
         self.driver.turn(now, lambda: self._take_input(now), self._ticks(now))
         later = self.monotonic()
         self._send_clock(later)
@@ -240,7 +261,32 @@ class Daemon:
     def _ticks(self, now: float):
         """The internal clock's beats due by `now` (read when the driver asks: after input)."""
         if self.clock is not None:
-            yield from self.clock.poll(now)
+            ticks = self.clock.poll(now)
+            if ticks and self.link is not None:
+                self._planned_on = self.clock.view  # the engine plans on the latest snapshot
+            yield from ticks
+
+    def _follow_link(self, now: float) -> None:
+        """A new snapshot of the Link session: its transport changes, and what was planned
+        on a timeline that has since moved (a tempo change, a peer's nudge) moves with it."""
+        clock = self.clock
+        for ev in clock.update(self.link.snapshot(now)):
+            self._transport(ev, now)
+        old = self._planned_on
+        if clock.moved(old):
+            self.schedule.retime(lambda t: clock.retime(old, t), now)
+            if self.driver.wake is not None and self.driver.wake > now:
+                self.driver.wake = clock.retime(old, self.driver.wake)
+            self._planned_on = clock.view
+        peers = clock.view.peers
+        if peers != self._link_peers:
+            if clock.joined_after is not None and not self._link_peers and peers:
+                log.info("Link: joined a session of %d other peer%s at %.1f bpm, %.2f s after start",
+                         peers, "" if peers == 1 else "s", clock.tempo, clock.joined_after)
+            else:
+                log.info("Link: %d other peer%s in the session", peers, "" if peers == 1 else "s")
+            self._link_peers = peers
+            self.notifier.status(self.status_text())
 
     def _send_clock(self, now: float) -> None:
         if self.out_clock is not None:
@@ -382,17 +428,21 @@ class Daemon:
         for ev in self.follower.feed(now, data):
             if isinstance(ev, Tick):
                 self._apply(self.engine.tick(ev))
-                continue
-            if isinstance(ev, TransportStop):
-                self.silence(now)
-            # A line for each transport change, but not for a storm of them: after one,
-            # the others of the next second are only counted in the next line.
-            self._transport_changes += 1
-            if now >= self._transport_logged + TRANSPORT_LOG_S:
-                more = self._transport_changes - 1
-                log.info("transport %s at beat %g%s", type(ev).__name__[9:].lower(), ev.beat,
-                         f" ({more} more transport changes since the last line)" if more else "")
-                self._transport_logged, self._transport_changes = now, 0
+            else:
+                self._transport(ev, now)
+
+    def _transport(self, ev, now: float) -> None:
+        """A transport change of the clock followed (MIDI or Link): a stop silences."""
+        if isinstance(ev, TransportStop):
+            self.silence(now)
+        # A line for each transport change, but not for a storm of them: after one,
+        # the others of the next second are only counted in the next line.
+        self._transport_changes += 1
+        if now >= self._transport_logged + TRANSPORT_LOG_S:
+            more = self._transport_changes - 1
+            log.info("transport %s at beat %g%s", type(ev).__name__[9:].lower(), ev.beat,
+                     f" ({more} more transport changes since the last line)" if more else "")
+            self._transport_logged, self._transport_changes = now, 0
 
     def _control(self, channel: int, number: int, value: int, now: float) -> None:
         c = self.cfg.control
@@ -512,8 +562,14 @@ class Daemon:
             log.warning("[midi] changed: restart jazzd to use other ports")
         if cfg.model.memory != self.cfg.model.memory:
             log.warning("[model] memory changed: restart jazzd to use another memory file")
-        if self.clock is not None and cfg.clock.tempo != self.cfg.clock.tempo:
-            self.clock.set_tempo(cfg.clock.tempo, now)
+        if cfg.clock.tempo != self.cfg.clock.tempo:
+            if isinstance(self.clock, InternalClock):
+                self.clock.set_tempo(cfg.clock.tempo, now)
+            elif self.link is not None and not self.link.propose_tempo(cfg.clock.tempo, now):
+                log.warning("clock.tempo: the Link session's peers set the tempo; jazzd proposes "
+                            "its own only while alone in the session")
+        if self.link is not None and replace(cfg.clock, tempo=self.cfg.clock.tempo) != self.cfg.clock:
+            log.warning("[clock] changed: restart jazzd to change its Link settings (tempo aside)")
         changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.cfg.diff(cfg).items())
         self.cfg = cfg
         self.counters.reloads += 1
@@ -547,6 +603,8 @@ class Daemon:
         finally:
             self.ports.close()
             self.ports = None
+            if self.link is not None:
+                self.link.close()
             self.save_memory()
 
 
