@@ -106,8 +106,9 @@ class Session:
 
     def play(self, sends: list[tuple[float, list[int]]], duration: float) -> None:
         """Send each message at its time (seconds from now) and record for `duration`;
-        `sent` holds when each message actually went."""
-        start = time.monotonic()
+        `sent` holds when each message actually went; times are seconds from `started`
+        (this process's time.monotonic() when the call began)."""
+        start = self.started = time.monotonic()
         pending = sorted(sends, key=lambda s: s[0])
         self.sent: list[tuple[float, bytes]] = []  # (seconds from the start, message) as sent
         got: list[tuple[float, float, bytes]] = []  # (read, rtmidi's delta, message)
