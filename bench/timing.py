@@ -1,6 +1,7 @@
 """jazzd on a private JACK server, measured from a separate client, as JSON.
 
     python bench/timing.py [--seconds 60] [--tempo 160] [--model PATH]
+    python bench/timing.py --clock link [--link-tempo 150] [--link-seconds 20]
 
 Starts `jackd -d dummy -r 48000 -p 64` under a private name, then `jazzd run` in duet
 mode with `--clock-out` (so the grid it plays on arrives on the same wire as its notes),
@@ -19,6 +20,14 @@ holds a chord into jazzd:in and records jazzd's output for N seconds.  Reports:
   clock at --follow-tempo for --follow-seconds; jazzd's note onsets against that clock's
   grid (a line through the pulses' send times; twelfths of a beat): median, p99 and max,
   in ms and JACK periods.  Two JACK hops (client -> jazzd -> client) are in these.
+
+With `--clock link` (needs the link extra), only this: the bench is a Link peer (session
+at --link-tempo, founded 0.6 s before jazzd starts) and runs `jazzd run --mode solo
+--clock link`; reports how long jazzd took to join (its log line), and its note onsets
+against the bench peer's Link timeline (`beatAtTime`, twelfths of a beat): signed median
+(the output path's constant lateness: JACK's period) and |error| median, p99, max, at
+the first tempo and, after the peer changes it half way (to 4/5 of it), from one beat
+after the change on.  One JACK hop (jazzd -> client) is in these.
 """
 
 from __future__ import annotations
@@ -181,6 +190,89 @@ def follow(tmp: Path, server: str, model: list[str], tempo: float, seconds: floa
             "notes": len(ons), **error_stats(grid_errors(ons, origin, spp), PERIOD / RATE * 1000)}
 
 
+def link_offset(peer) -> float:
+    """Link's clock (CLOCK_MONOTONIC_RAW, µs) minus time.monotonic(), in seconds."""
+    clock, best = peer.clock(), None
+    for _ in range(20):
+        a = time.monotonic()
+        micros = clock.micros()
+        b = time.monotonic()
+        if best is None or b - a < best[0]:
+            best = (b - a, micros / 1e6 - (a + b) / 2)
+    return best[1]
+
+
+def link_errors(ons, state, offset: float) -> np.ndarray:
+    """Signed onset errors (ms) against the twelfths of a beat of a Link timeline."""
+    spb = 60.0 / state.tempo()
+    beats = np.array([state.beatAtTime(round((t + offset) * 1e6), 4.0) for t in ons])
+    return (beats * 12 - np.round(beats * 12)) / 12 * spb * 1000
+
+
+def link_stats(errors: np.ndarray) -> dict:
+    return {"notes": len(errors), "signed_median_ms": round(float(np.median(errors)), 3),
+            **error_stats(errors, PERIOD / RATE * 1000)}
+
+
+def link_session(tmp: Path, server: str, model: list[str], tempo: float, seconds: float) -> dict:
+    """jazzd in a Link session with this process as the other peer (see the docstring)."""
+    import re
+
+    import link
+
+    peer = link.Link(tempo)
+    peer.enabled = True
+    time.sleep(0.6)  # the older session (by 0.5 s) is the one both keep
+    try:
+        proc, _ready, _sock = start_jazzd(tmp, server, ["--mode", "solo", "--clock", "link", *model])
+        _kbd, rec = clients(server)
+        offset = link_offset(peer)
+        before = peer.captureAppSessionState()
+        got = record(rec, seconds / 2)
+        changed = time.monotonic()
+        state = peer.captureAppSessionState()
+        state.setTempo(tempo * 0.8, round((changed + offset) * 1e6))
+        peer.commitAppSessionState(state)
+        after = peer.captureAppSessionState()
+        got += record(rec, seconds / 2)
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        rec.close_port()
+        log = (tmp / "jazzd.stderr").read_text()
+        joined = re.search(r"joined a session of \d+ other peers? at ([\d.]+) bpm, ([\d.]+) s after start", log)
+        ons = np.array([t for t, m in got if is_note_on(m)])
+        first = ons[ons < changed]
+        later = ons[ons >= changed + 60.0 / (tempo * 0.8)]
+        return {"tempo_bpm": tempo, "seconds": seconds,
+                "joined_after_s": float(joined[2]) if joined else None,
+                "session_tempo_on_joining_bpm": float(joined[1]) if joined else None,
+                "before_change": link_stats(link_errors(first, before, offset)),
+                "after_change": {"tempo_bpm": tempo * 0.8, **link_stats(link_errors(later, after, offset))},
+                "all": link_stats(np.concatenate([link_errors(first, before, offset),
+                                                  link_errors(later, after, offset)]))}
+    finally:
+        peer.enabled = False
+
+
+def link_main(model: list[str], tempo: float, seconds: float) -> None:
+    """`--clock link`: the Link measurement alone, on its own private JACK server."""
+    try:
+        import link  # noqa: F401
+    except ImportError:
+        sys.exit("bench/timing.py --clock link needs the link extra: pip install 'jazzd[link]'")
+    server = f"jazzd-bench-{os.getpid()}"
+    jack = start_jack(server)
+    tmp = Path(tempfile.mkdtemp(prefix="jazzd-bench-"))
+    out: dict = {"bench": "timing", "jack": {"rate": RATE, "period": PERIOD, "period_ms": PERIOD / RATE * 1000}}
+    try:
+        out["link"] = link_session(tmp, server, model, tempo, seconds)
+    finally:
+        jack.send_signal(signal.SIGTERM)
+        jack.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    emit(out)
+
+
 def emit(out: dict) -> None:
     """Print a benchmark's JSON, with the machine it ran on."""
     out["machine"] = {"cpus": os.cpu_count(), "python": sys.version.split()[0],
@@ -195,8 +287,14 @@ def main() -> None:
     parser.add_argument("--model", default=None)
     parser.add_argument("--follow-tempo", type=float, default=150.0)
     parser.add_argument("--follow-seconds", type=float, default=20.0)
+    parser.add_argument("--clock", choices=["link"], default=None,
+                        help="only jazzd in an Ableton Link session (needs the link extra)")
+    parser.add_argument("--link-tempo", type=float, default=150.0)
+    parser.add_argument("--link-seconds", type=float, default=20.0)
     args = parser.parse_args()
     model = ["--model", args.model] if args.model else []
+    if args.clock == "link":
+        return link_main(model, args.link_tempo, args.link_seconds)
     server = f"jazzd-bench-{os.getpid()}"
     jack = start_jack(server)
     tmp = Path(tempfile.mkdtemp(prefix="jazzd-bench-"))
