@@ -77,6 +77,10 @@ def _cmd_articulation(args) -> int:
     for row in done["summary"]:
         print(f"  {row['class']:<14} {row['phrase']:<7} {row['n']:>6}   {row['median']:.3f} "
               f"({row['q25']:.3f}-{row['q75']:.3f})")
+    ing = done["ingest"]
+    print(f"  ingest's grid: notes held to the next onset {ing['held_to_next_played']:.1%} as played, "
+          f"{ing['held_to_next_encoded']:.1%} as encoded; silent share of the spans "
+          f"{ing['silent_share_played']:.1%} as played, {ing['silent_share_encoded']:.1%} as encoded")
     return 0
 
 
@@ -160,6 +164,9 @@ def _cmd_report(args) -> int:
     for name, d in result["distances"].items():
         fams = "  ".join(f"{fam} OA {v['oa']:.3f}" for fam, v in d["families"].items())
         print(f"  {name:<24} {fams}")
+    for name, t in (result.get("real_or_generated") or {}).get("sets", {}).items():
+        if t:
+            print(f"  real or {name + '?':<20} balanced accuracy {t['balanced_accuracy']:.3f}  AUC {t['auc']:.3f}")
     if result.get("listening"):
         feats = result["listening"]["features"]
         print("  listening (real / jazzd): " + "  ".join(

@@ -24,8 +24,17 @@ from pathlib import Path
 import numpy as np
 
 from jazzd.data.ingest.wjazzd import Played
-from jazzd.model.articulation import (ANY, BACKOFF, CLASSES, QUANTILES, cell_key, length_class, position, tempo_band,
-                                      to_json)
+from jazzd.model.articulation import (
+    ANY,
+    BACKOFF,
+    CLASSES,
+    QUANTILES,
+    cell_key,
+    length_class,
+    position,
+    tempo_band,
+    to_json,
+)
 
 MIN_NOTES = 40  # a cell with fewer notes is left out (its notes count in the coarser cells)
 PHRASE_REST = 1.0  # beats of silence after a note that make it a phrase's last
@@ -54,6 +63,30 @@ def observations(notes: Sequence[Played]) -> list[tuple[str, str, str, bool, flo
         out.append((length_class(span), position(a.onset), tempo_band(60.0 / a.beatdur), final,
                     min(share, 1.0)))
     return out
+
+
+def ingest_check(notes: Sequence[Played]) -> np.ndarray:
+    """Per note with a next onset, as played and as ingest encodes it: [held to the next
+    onset as played (share >= 0.95), held to it as encoded (value length reaches the
+    next onset), the gap as played (beats), the gap as encoded (beats), the span]."""
+    rows = []
+    for a, b in pairwise(notes):
+        ioi = b.onset - a.onset
+        if ioi < _EPS or a.beatdur <= 0:
+            continue
+        played = min(a.length, ioi)
+        encoded = min(value_length(a), ioi)
+        rows.append((played >= 0.95 * ioi, encoded >= ioi - _EPS, ioi - played, ioi - encoded, ioi))
+    return np.array(rows, dtype=float).reshape(len(rows), 5)
+
+
+def ingest_summary(rows: np.ndarray) -> dict:
+    """What ingest's grid does to the gaps between notes (rows of `ingest_check`)."""
+    return {"notes": len(rows), "held_to_next_played": float(rows[:, 0].mean()),
+            "held_to_next_encoded": float(rows[:, 1].mean()),
+            "silent_share_played": float(rows[:, 2].sum() / rows[:, 4].sum()),
+            "silent_share_encoded": float(rows[:, 3].sum() / rows[:, 4].sum()),
+            "gapless_with_a_gap_played": float(((rows[:, 1] == 1) & (rows[:, 2] > 0.05 * rows[:, 4])).mean())}
 
 
 def fit(solos: Iterable[Sequence[Played]], min_notes: int = MIN_NOTES) -> tuple[dict, dict]:
@@ -109,8 +142,10 @@ def write_table(sources, bundle_path, output=None, split: str = "train") -> dict
                              "give the WJD folder it was trained on")
     if not jobs:
         raise InputError("no WJD solos in the sources; give a folder with csv_melody/ and csv_beats/")
-    cells, info = fit(played_notes(p) for p in jobs)
+    solos = [played_notes(p) for p in jobs]
+    cells, info = fit(solos)
     info["split"] = split
+    info["ingest"] = {k: round(v, 4) for k, v in ingest_summary(np.vstack([ingest_check(s) for s in solos])).items()}
     out = Path(output) if output else articulation_path(Path(bundle_path))
     out.write_text(json.dumps(to_json(cells, info), indent=1) + "\n", encoding="utf-8")
     return {"output": str(out), "cells": len(cells), **info, "summary": summary(cells)}
