@@ -67,6 +67,23 @@ def _cmd_pitch_tables(args) -> int:
     return 0
 
 
+def _cmd_articulation(args) -> int:
+    from jazzd.training.articulation import write_table
+
+    done = write_table(args.sources, str(args.model or default_model()), args.output, args.split)
+    print(f"wrote {done['output']}: held shares of {done['notes']} notes of {done['pieces']} "
+          f"{'training ' if done['split'] == 'train' else ''}solos, {done['cells']} cells")
+    print("  span class     phrase       n   median (quartiles)")
+    for row in done["summary"]:
+        print(f"  {row['class']:<14} {row['phrase']:<7} {row['n']:>6}   {row['median']:.3f} "
+              f"({row['q25']:.3f}-{row['q75']:.3f})")
+    ing = done["ingest"]
+    print(f"  ingest's grid: notes held to the next onset {ing['held_to_next_played']:.1%} as played, "
+          f"{ing['held_to_next_encoded']:.1%} as encoded; silent share of the spans "
+          f"{ing['silent_share_played']:.1%} as played, {ing['silent_share_encoded']:.1%} as encoded")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     import numpy as np
 
@@ -147,6 +164,9 @@ def _cmd_report(args) -> int:
     for name, d in result["distances"].items():
         fams = "  ".join(f"{fam} OA {v['oa']:.3f}" for fam, v in d["families"].items())
         print(f"  {name:<24} {fams}")
+    for name, t in (result.get("real_or_generated") or {}).get("sets", {}).items():
+        if t:
+            print(f"  real or {name + '?':<20} balanced accuracy {t['balanced_accuracy']:.3f}  AUC {t['auc']:.3f}")
     if result.get("listening"):
         feats = result["listening"]["features"]
         print("  listening (real / jazzd): " + "  ".join(
@@ -282,6 +302,17 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "unless -o is given)")
     p.add_argument("-o", "--output", metavar="OUT", help="write the bundle with tables here instead")
     p.set_defaults(func=_cmd_pitch_tables)
+
+    p = sub.add_parser("articulation", help="count how long WJD players hold notes (held share of each "
+                                            "note's span) into the table shipped beside a bundle")
+    p.add_argument("sources", nargs="+", metavar="SOURCE", help="WJD folders or melody CSVs")
+    p.add_argument("--model", metavar="BUNDLE", help="the bundle whose training solos are counted "
+                                                     "(default: the bundled model)")
+    p.add_argument("--split", default="train", choices=["train", "all"],
+                   help="train: only the bundle's training solos (default); all: every solo given")
+    p.add_argument("-o", "--output", metavar="OUT.json",
+                   help="table to write (default: beside the bundle, BUNDLE.articulation.json)")
+    p.set_defaults(func=_cmd_articulation)
 
     p = sub.add_parser("generate", help="improvise a solo over chords into a MIDI file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mid")

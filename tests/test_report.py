@@ -114,6 +114,14 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
     assert "real (half vs half)" in r["distances"]
     md = (out / "report.md").read_text()
     assert "| chord-tone ratio (beats 1 and 3) |" in md and "wjd-midi OA" in md
+    # real or generated: every set against the real solos (as played), and the floor
+    rog = r["real_or_generated"]
+    assert rog["real_durations"] == "as played"
+    assert set(rog["sets"]) == {"generated", "wjd-midi", "other", "real (half vs half)"}
+    gen_test = rog["sets"]["generated"]
+    assert gen_test["windows"] == [16, 18] and gen_test["solos"] == [8, 9]  # 2 windows of 8 bars a piece
+    assert 0.8 < gen_test["auc"] <= 1  # a random model's lines are told from real ones
+    assert "**Real or generated:**" in md and "## Real or generated?" in md
     # the listening measure: phrases of the real solos (within --bars) as calls
     listening = r["listening"]
     assert listening["solos"] == 8 and listening["pairs"]["used"] == listening["pairs"]["available"] > 10

@@ -15,7 +15,9 @@ music21.
    one trained by the seed's recipe) rendered over the same changes with the same seeds
    (measured only: their MIDI is not written, since such a model may be trained on
    material that must not be shipped).
-4. Listening (`jazzd.judge.listening`): phrases of the real solos played into the engine
+4. Real or generated (`jazzd.judge.realfake`): a classifier on 8-bar windows, every set
+   against the real solos and real half against half, cross-validated by solo.
+5. Listening (`jazzd.judge.listening`): phrases of the real solos played into the engine
    as calls, its answers next to what the soloist played next (relatedness per
    feature, verbatim runs, turn-taking); `--calls` caps the pairs (0: skipped), and
    `listen_overrides` sets the engine up (`--listen-set`).
@@ -117,6 +119,25 @@ def piece_of_notes(name: str, notes, progression: Progression, bars: int) -> Pie
         out[min(int(start // bpb + _EPS), bars - 1)].elements.append(Element(start, n.dur, n.midi))
         t = start + n.dur
     return Piece(name, out, {"format": "generated"})
+
+
+def as_played(solo: Solo, path) -> Solo:
+    """A WJD solo with each note's length as it sounded (the transcription's seconds over
+    the local beat, at most up to the next onset) instead of as ingest encodes it
+    (rounded to the note's tatum grid, which holds 77% of the notes to the next onset
+    against 20% as played): what the real-or-generated test hears."""
+    from dataclasses import replace
+
+    from jazzd.data.ingest.wjazzd import played_notes
+
+    sounded = {round(n.onset, 6): n.length for n in played_notes(path)}
+    notes = list(solo.notes)
+    for k, n in enumerate(notes):
+        length = sounded.get(round(n.onset, 6))
+        if length is not None and length > 0:
+            nxt = notes[k + 1].onset - n.onset if k + 1 < len(notes) else math.inf
+            notes[k] = replace(n, dur=min(length, nxt))
+    return replace(solo, notes=tuple(notes))
 
 
 def _cap(piece: Piece, bars: int | None) -> Piece:
@@ -330,6 +351,14 @@ def run_report(opts: Options) -> dict:
         halves = {n: (rows[0::2], rows[1::2]) for n, rows in real.items()}
         result["distances"]["real (half vs half)"] = distances({n: h[0] for n, h in halves.items()},
                                                                {n: h[1] for n, h in halves.items()})
+    from jazzd.judge.realfake import measure as real_or_generated
+
+    played = [as_played(solo, path) if fmt == "wjazzd" else solo
+              for solo, (path, fmt) in zip(sets[0].solos, real_jobs, strict=True)]
+    result["real_or_generated"] = real_or_generated({"real": played, **{s.name: s.solos for s in sets[1:]}},
+                                                    seed=opts.seed)
+    result["real_or_generated"]["real_durations"] = (
+        "as played" if any(fmt == "wjazzd" for _, fmt in real_jobs) else "as encoded")
     result["runtime_s"] = round(time.monotonic() - started, 1)
 
     from jazzd.judge.plots import draw_all
@@ -414,6 +443,7 @@ def markdown(r: dict) -> str:
         + f". Ran in {r['runtime_s']:.0f} s. Every number is the mean over the pieces of a set "
         "(± the standard deviation across pieces); `metrics.json` has them all.",
         "",
+        *_headline(r),
         "## The sets",
         "",
         head.rstrip("\n"),
@@ -457,6 +487,10 @@ def markdown(r: dict) -> str:
             c = sets[n]["copying"]
             lines.append(f"| {n} | {c['longest']} | {c['median']:.1f} | {c['longest_piece']} |")
         lines.append("")
+    if r.get("real_or_generated"):
+        from jazzd.judge.realfake import markdown as realfake_markdown
+
+        lines += realfake_markdown(r["real_or_generated"])
     if r.get("listening"):
         from jazzd.judge.listening import markdown as listening_markdown
 
@@ -486,6 +520,20 @@ def markdown(r: dict) -> str:
               "every generated solo is in `midi/`.", ""]
     lines += [f"![{Path(p).stem}]({p})" for p in r.get("plots", []) if Path(p).name.startswith("roll-")]
     return "\n".join(lines) + "\n"
+
+
+def _headline(r: dict) -> list[str]:
+    """The real-or-generated test in one sentence (see `jazzd.judge.realfake`)."""
+    tests = {k: v for k, v in (r.get("real_or_generated") or {}).get("sets", {}).items() if v}
+    if "generated" not in tests:
+        return []
+    gen, floor = tests["generated"], tests.get("real (half vs half)")
+    others = ", ".join(f"{n} {v['balanced_accuracy']:.2f}" for n, v in tests.items()
+                       if n not in ("generated", "real (half vs half)"))
+    return [f"**Real or generated:** a classifier tells this model's 8-bar windows from the real solos' "
+            f"with balanced accuracy **{gen['balanced_accuracy']:.3f}** (AUC {gen['auc']:.3f}; 0.5 = it cannot)"
+            + (f", against {floor['balanced_accuracy']:.3f} for one half of the real solos against the other"
+               if floor else "") + (f"; {others}" if others else "") + " (section \"Real or generated?\").", ""]
 
 
 def _rows(sets, names, keys) -> list[str]:

@@ -35,3 +35,18 @@ def default_model() -> Path:
     if checkout.is_file():
         return checkout
     return _installed() or checkout
+
+
+ARTICULATION_SUFFIX = ".articulation.json"
+
+
+def articulation_path(model: Path) -> Path:
+    """The articulation table shipped beside a bundle (`jazzd-wjd.npz` ->
+    `jazzd-wjd.articulation.json`; `jazzd articulation` writes it there)."""
+    model = Path(model)
+    return model.with_name(model.stem + ARTICULATION_SUFFIX)
+
+
+def default_articulation() -> Path:
+    """The bundled model's articulation table (beside `default_model()`)."""
+    return articulation_path(default_model())

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 from bisect import bisect_left, bisect_right
+from dataclasses import dataclass
 from pathlib import Path
 
 from jazzd.data.ingest.common import Bar, Piece
@@ -66,6 +67,62 @@ def _rows(path: Path, required: tuple[str, ...]) -> list[dict]:
 
 def _snap(x: float, step: float) -> float:
     return round(x / step) * step
+
+
+@dataclass(frozen=True, slots=True)
+class Played:
+    """A note as the WJD transcribes it, before ingest quantises it: where it sits in the
+    metre (beats of the beat table), when it sounded (seconds) and for how long."""
+
+    onset: float     # beats: beat index of (bar, beat) + (tatum - 1) / division
+    onset_s: float   # seconds from the recording's start
+    dur_s: float     # sounding duration, seconds
+    beatdur: float   # the local beat length, seconds
+    pitch: int
+    step: float      # the note's tatum step in beats (1 / division, at most 1/2): the ingest grid
+
+    @property
+    def length(self) -> float:
+        """The sounding duration in beats (the local beat length)."""
+        return self.dur_s / self.beatdur if self.beatdur > 0 else self.step
+
+
+def _played(melody_path: Path, beats_path: Path, notes: list[dict], beat_index: dict) -> list[Played]:
+    out = []
+    try:
+        for n, row in enumerate(notes):
+            key = (int(row["bar"]), int(row["beat"]))
+            if key not in beat_index:
+                raise InputError(f"{melody_path}: row {n + 2}: bar {key[0]} beat {key[1]} "
+                                 f"is not in {beats_path.name}; the two files do not belong together")
+            division = max(int(row["division"]), 1)
+            onset_s = float(row["onset"]) if row.get("onset") not in (None, "") else float("nan")
+            out.append(Played(beat_index[key] + (int(row["tatum"]) - 1) / division, onset_s,
+                              float(row["duration"]), float(row["beatdur"]), round(float(row["pitch"])),
+                              1.0 / max(division, 2)))
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{melody_path}: bad number ({err}); expected the WJD melody columns") from None
+    return out
+
+
+def played_notes(path) -> list[Played]:
+    """The notes of one solo (given as its melody CSV) as transcribed, in time order:
+    metrical onsets with the sounding durations in seconds, unquantised (articulation,
+    `jazzd.training.articulation`; the ingest check).  Same onsets as `read`."""
+    melody_path, beats_path = solo_paths(Path(path))
+    if not beats_path.exists():
+        raise InputError(f"{melody_path}: no beats file {beats_path}; a WJD solo needs both "
+                         "csv_melody/ and csv_beats/ files of the same name")
+    beat_index = _beat_index(beats_path, _rows(beats_path, BEAT_COLUMNS))
+    return sorted(_played(melody_path, beats_path, _rows(melody_path, MELODY_COLUMNS), beat_index),
+                  key=lambda n: n.onset)
+
+
+def _beat_index(beats_path: Path, beats: list[dict]) -> dict[tuple[int, int], int]:
+    try:
+        return {(int(row["bar"]), int(row["beat"])): i for i, row in enumerate(beats)}
+    except (ValueError, TypeError) as err:
+        raise InputError(f"{beats_path}: bad number in bar/beat columns ({err})") from None
 
 
 def read(path) -> Piece:
@@ -114,22 +171,8 @@ def read(path) -> Piece:
         chords.insert(0, (0.0, first))
 
     # Notes -> (onset, duration, pitch) in beats, monophonic.
-    events = []
-    try:
-        for n, row in enumerate(notes):
-            key = (int(row["bar"]), int(row["beat"]))
-            if key not in beat_index:
-                raise InputError(f"{melody_path}: row {n + 2}: bar {key[0]} beat {key[1]} "
-                                 f"is not in {beats_path.name}; the two files do not belong together")
-            division = max(int(row["division"]), 1)
-            onset = beat_index[key] + (int(row["tatum"]) - 1) / division
-            step = 1.0 / max(division, 2)
-            beatdur = float(row["beatdur"])
-            length = float(row["duration"]) / beatdur if beatdur > 0 else step
-            events.append((onset, max(_snap(length, step), step), round(float(row["pitch"]))))
-    except (ValueError, TypeError) as err:
-        raise InputError(f"{melody_path}: bad number ({err}); expected the WJD melody columns") from None
-    events.sort()
+    events = sorted((n.onset, max(_snap(n.length, n.step), n.step), n.pitch)
+                    for n in _played(melody_path, beats_path, notes, beat_index))
 
     bar_of_beat = {}
     for bar, start in bar_start.items():
