@@ -67,6 +67,24 @@ def _cmd_pitch_tables(args) -> int:
     return 0
 
 
+def _cmd_feel_model(args) -> int:
+    from jazzd.training.feel import bins, build
+
+    model, measured = build(args.wjd, args.model or default_model(), args.output)
+    i = model.info
+    print(f"wrote {args.output}: feel of {i['solos']} training solos ({i['beats']} measured beats; "
+          f"median tempo {i['median_tempo']:.0f} bpm, BUR {i['median_bur']:.3f}, delay {i['median_delay_ms']:.1f} ms)")
+    print(f"  BUR      = {model.bur_a:.4f} {model.bur_b:+.4f} ln(bpm)   spread {model.bur_spread:.3f}")
+    print(f"  delay ms = {model.delay_a:.3f} {model.delay_b:+.3f} ln(bpm)   spread {model.delay_spread:.2f} ms; "
+          f"downbeats within a solo {model.beat_spread_ms:.1f} ms")
+    for tempo in (100, 150, 200, 250, 300):
+        print(f"  at {tempo:3d} bpm: BUR {model.bur(tempo):.3f}, delay {model.delay_ms(tempo):5.1f} ms")
+    for b in bins(measured):
+        lo, hi = b["tempo"]
+        print(f"  solos at {lo:g}-{hi:g} bpm: {b['solos']:3d}, median BUR {b['bur']:.3f}, delay {b['delay_ms']:5.1f} ms")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     import numpy as np
 
@@ -282,6 +300,14 @@ def build_parser() -> argparse.ArgumentParser:
                                                    "unless -o is given)")
     p.add_argument("-o", "--output", metavar="OUT", help="write the bundle with tables here instead")
     p.set_defaults(func=_cmd_pitch_tables)
+
+    p = sub.add_parser("feel-model", help="fit the feel model (swing and downbeat delay by tempo) from "
+                                          "the WJD solos a bundle was trained on")
+    p.add_argument("wjd", metavar="WJD", help="WJD folder (csv_melody/ and csv_beats/ with onset times)")
+    p.add_argument("--model", metavar="BUNDLE", help="bundle whose training solos are fitted "
+                                                     "(default: the bundled model)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.feel.json")
+    p.set_defaults(func=_cmd_feel_model)
 
     p = sub.add_parser("generate", help="improvise a solo over chords into a MIDI file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mid")
