@@ -1,6 +1,7 @@
 """The feel meter (`jazzd.music.feel`): BUR, downbeat delay and off-beat asynchrony read
 back from synthetic solos with known feel, and the beats it must not measure."""
 
+import itertools
 import math
 import random
 
@@ -24,7 +25,7 @@ def swung(beats, bur, delay, jitter=0.0, seed=1):
     puts it between this downbeat and the next (both delayed)."""
     rnd = random.Random(seed)
     out = []
-    for b0, b1 in zip(beats, beats[1:]):
+    for b0, b1 in itertools.pairwise(beats):
         t1 = b0 + delay
         t3 = b1 + delay
         out += [t1 + rnd.gauss(0, jitter), t1 + (t3 - t1) * swing_position(bur) + rnd.gauss(0, jitter)]

@@ -75,6 +75,7 @@ class Options:
     tempo: float = 140.0
     calls: int = 600  # call-and-answer pairs for the listening measure (0: none)
     listen_overrides: dict = field(default_factory=dict)  # {Settings field: value} for it
+    feel: str = "wjd"     # the generated solos' time feel (engine.feel)
     progress: bool = True
 
 
@@ -163,7 +164,7 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
     from jazzd.model.runtime import Runtime
     from jazzd.play.engine import Engine, Settings
     from jazzd.play.offline import render
-    from jazzd.play.render import write_midi
+    from jazzd.play.render import on_grid, write_midi
 
     n = opts.samples or len(real_pieces)
     out = SoloSet(name, kind, [])
@@ -174,13 +175,13 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
         bars = len(progression)
         engine = Engine(Runtime(bundle), np.random.default_rng(opts.seed + k),
                         Settings(mode="solo", beats_per_bar=progression.beats_per_bar,
-                                 temperature=opts.temperature, top_p=opts.top_p),
+                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel),
                         progression=progression)
         notes = render(engine, bars, opts.tempo)
         title = f"{name}-{k + 1:03d}-{real.name}"
         if midi_dir is not None:
             write_midi(midi_dir / f"{title}.mid", notes, progression, bars, opts.tempo)
-        out.solos.append(solo_of_piece(piece_of_notes(title, notes, progression, bars)))
+        out.solos.append(solo_of_piece(piece_of_notes(title, on_grid(notes), progression, bars)))
         out.rendered.append((notes, progression, bars))
         if progress:
             progress.update()

@@ -23,6 +23,7 @@ beats with `beats = 0, 1, 2, ...` and converts by its tempo).
 
 from __future__ import annotations
 
+import itertools
 from bisect import bisect_left
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def beat_feels(onsets: Sequence[float], beats: Sequence[float]) -> list[BeatFeel
 def summarize(onsets: Sequence[float], beats: Sequence[float]) -> FeelSummary:
     """The medians of `beat_feels` (times in seconds), with the tempo of `beats`."""
     measured = beat_feels(onsets, beats)
-    ibis = [b - a for a, b in zip(beats, beats[1:], strict=False) if b > a]
+    ibis = [b - a for a, b in itertools.pairwise(beats) if b > a]
     tempo = 60.0 / median(ibis) if ibis else None
     if not measured:
         return FeelSummary(0, None, None, None, None, None, tempo)

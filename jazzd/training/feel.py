@@ -13,6 +13,7 @@ What the model holds and how the engine uses it: `jazzd.model.feel`.
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 import math
 from pathlib import Path
@@ -117,7 +118,7 @@ def build(folder, model_path, output) -> tuple[FeelModel, list[dict]]:
 def bins(measured: list[dict], edges=(0, 120, 160, 200, 250, math.inf)) -> list[dict]:
     """Median BUR and delay of the solos per tempo band: a check of the fit, printed."""
     out = []
-    for lo, hi in zip(edges, edges[1:], strict=False):
+    for lo, hi in itertools.pairwise(edges):
         sel = [m for m in measured if m["beats"] >= MIN_BEATS and m["tempo"] and lo <= m["tempo"] < hi]
         if sel:
             out.append({"tempo": (lo, hi), "solos": len(sel), "bur": float(np.median([m["bur"] for m in sel])),
