@@ -118,13 +118,17 @@ def solo(bundle, tempo, feel_name, bars=200, seed=1):
 
 @pytest.mark.parametrize("tempo", [100, 150, 220])
 def test_rendered_solos_read_back_the_feel_the_model_asks_for(shipped, tempo):
+    engine = Engine(Runtime(shipped), np.random.default_rng(1), Settings(mode="solo"))
+    notes = render(engine, 200, tempo)
+    bur, delay_ms = engine.feel.target("wjd", tempo)  # the model's, off the median by the performance's own
     m = shipped_feel()
-    notes = solo(shipped, tempo, "wjd")
+    assert bur == pytest.approx(max(m.bur(tempo) + engine.feel.personal[0], 1))
+    assert delay_ms == pytest.approx(m.delay_ms(tempo) + engine.feel.personal[1])
     spb = 60 / tempo
     got = summarize([n.onset * spb for n in notes], [k * spb for k in range(200 * 4 + 1)])
     assert got.beats >= 100
-    assert abs(got.bur - m.bur(tempo)) <= 0.05
-    assert abs(got.delay_ms - m.delay_ms(tempo)) <= 3
+    assert abs(got.bur - bur) <= 0.05
+    assert abs(got.delay_ms - delay_ms) <= 3
     straight = summarize([n.onset * spb for n in solo(shipped, tempo, "straight")], [k * spb for k in range(801)])
     assert straight.bur == pytest.approx(1.0) and abs(straight.delay_ms) < 1e-6
 
@@ -149,18 +153,18 @@ def swung_call(bars, bur, delay_ms, tempo, pitches=(72, 74, 76, 77, 79, 77, 76, 
 
 
 def test_with_feel_player_the_answers_take_the_players_swing(shipped):
-    """A player swinging at BUR 1.6, downbeats 25 ms late, plays 4 bars; jazzd's answer
-    (4 bars: 8 bars in all) is read back within 0.1 BUR and 5 ms, over 12 seeds; with
-    feel = wjd the answers keep the model's feel."""
+    """A player swinging at BUR 1.6, downbeats 25 ms late, plays 4 bars; jazzd's answers
+    (4 bars: 8 bars in all) read back within 0.1 BUR and 5 ms (over 12 seeds); a player
+    playing straight eighths on the beat gets straight answers."""
     tempo, spb = 160.0, 60 / 160
-    chords = [(float(b), parse_chord(c)) for b, c in zip(range(0, 64, 4), ["Dm7", "G7", "Cmaj7", "A7"] * 4, strict=False)]
-    call = swung_call(4, 1.6, 25.0, tempo)
-    got = {}
-    for name in ("player", "wjd"):
+    chords = [(float(b), parse_chord(c)) for b, c in zip(range(0, 64, 4), ["Dm7", "G7", "Cmaj7", "A7"] * 4,
+                                                          strict=True)]
+    for bur, delay in ((1.6, 25.0), (1.0, 0.0)):
+        call = swung_call(4, bur, delay, tempo)
         burs, delays = [], []
         for seed in range(12):
             engine = Engine(Runtime(shipped), np.random.default_rng(seed),
-                            Settings(feel=name, melody_channel=0, chord_channel=1))
+                            Settings(feel="player", melody_channel=0, chord_channel=1))
             ans = answer_call(engine, call, chords, tempo)
             assert ans.span is not None and ans.span[1] - ans.span[0] <= 17
             start = math.floor(ans.span[0])
@@ -168,10 +172,7 @@ def test_with_feel_player_the_answers_take_the_players_swing(shipped):
             burs += [p.bur for p in per]
             delays += [p.delay * 1000 for p in per]
         assert len(burs) >= 20
-        got[name] = (float(np.median(burs)), float(np.median(delays)))
-    assert abs(got["player"][0] - 1.6) <= 0.1 and abs(got["player"][1] - 25.0) <= 5
-    m = shipped_feel()
-    assert abs(got["wjd"][0] - m.bur(tempo)) <= 0.1 and abs(got["wjd"][1] - m.delay_ms(tempo)) <= 5
+        assert abs(np.median(burs) - bur) <= 0.1 and abs(np.median(delays) - delay) <= 5, (bur, delay)
 
 
 def test_the_listener_keeps_the_players_raw_onsets():
@@ -191,3 +192,26 @@ def test_the_run_flag_sets_the_feel():
 
     args = build_parser().parse_args(["run", "--feel", "player"])
     assert _overrides(args)["engine.feel"] == "player"
+
+
+def test_the_reports_feel_section_tells_a_swinging_set_from_a_straight_one():
+    from jazzd.judge.feel import section
+
+    rng = np.random.default_rng(3)
+    def solos(bur, sd_bur, delay, sd_delay, n=40):
+        return [{"beats": 30, "bur": float(rng.normal(bur, sd_bur)), "delay_ms": float(rng.normal(delay, sd_delay))}
+                for _ in range(n)]
+    real = [*solos(1.35, 0.2, 8, 7), None, {"beats": 3, "bur": 9.0, "delay_ms": 300.0}]  # unmeasured, too few
+    r = section(real, {"swung": solos(1.35, 0.2, 8, 7), "straight": solos(1.0, 0.0, 0.0, 0.0)})
+    assert r["sets"]["real"]["bur"]["solos"] == 40
+    assert r["distances"]["swung"]["bur"]["oa"] > 0.8 and r["distances"]["swung"]["delay_ms"]["oa"] > 0.8
+    assert r["distances"]["straight"]["bur"]["oa"] < 0.1 and r["distances"]["straight"]["delay_ms"]["oa"] < 0.1
+    assert section([None, None], {"x": solos(1, 0, 0, 0)}) is None
+
+
+def test_each_wjd_performance_has_a_feel_of_its_own_around_the_model():
+    m = shipped_feel()
+    personal = np.array([Feel(m, np.random.default_rng(s)).personal for s in range(400)])
+    assert abs(personal[:, 0].std() - m.bur_spread) < 0.25 * m.bur_spread
+    assert abs(personal[:, 1].std() - m.delay_spread) < 0.25 * m.delay_spread
+    assert np.abs(personal[:, 0]).max() <= 2 * m.bur_spread + 1e-12

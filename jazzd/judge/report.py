@@ -249,6 +249,24 @@ def distances(real: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict
     return {"features": per, "families": fams}
 
 
+def feel_of_sets(real_jobs, generated: SoloSet, opts: Options) -> dict | None:
+    """The time-feel section (`jazzd.judge.feel`): the real solos' feel against the
+    generated solos' played with the report's feel and straight."""
+    from jazzd.judge import feel
+
+    real = [feel.measure_real(p) for p, _ in real_jobs]
+    played = {}
+    for name in dict.fromkeys((f"generated ({opts.feel})", "generated (straight)")):
+        fl = name[len("generated ("):-1]
+        played[name] = []
+        for k, (notes, progression, bars) in enumerate(generated.rendered):
+            m = real[k % len(real)]
+            tempo = m["tempo"] if m and m.get("tempo") else opts.tempo
+            played[name].append(feel.measure_rendered(notes, tempo, fl, opts.seed + k, bars,
+                                                      progression.beats_per_bar))
+    return feel.section(real, played)
+
+
 def copying_summary(index, solos: list[Solo]) -> dict | None:
     if index is None:
         return None
@@ -322,6 +340,7 @@ def run_report(opts: Options) -> dict:
         result["listening"] = measure(bundle, real_pieces, calls=opts.calls, seed=opts.seed, tempo=opts.tempo,
                                       temperature=opts.temperature, top_p=opts.top_p,
                                       overrides=opts.listen_overrides, progress=opts.progress)
+    result["feel"] = feel_of_sets(real_jobs, sets[1], opts)
     for s in sets:
         result["sets"][s.name] = {"kind": s.kind, **set_summary(s.solos, tables[s.name]),
                                   "copying": copying_summary(index, s.solos)}
@@ -464,6 +483,10 @@ def markdown(r: dict) -> str:
         lines += listening_markdown(r["listening"])
     dist = r["distances"]
     dnames = list(dist)
+    if r.get("feel"):
+        from jazzd.judge.feel import markdown as feel_markdown
+
+        lines += feel_markdown(r["feel"])
     lines += ["## Distance to the real solos (MGEval)", "",
               "Per feature, the distances between pairs of real solos (intra-set) against the "
               "distances from each real solo to each solo of the other set (inter-set), smoothed "

@@ -6,7 +6,10 @@ positions of the notes it plans (beats) to the positions they are played at:
 
 - `feel = "straight"` (or amount 0): on the grid, exactly as before;
 - `feel = "wjd"`: as the WJD soloists played at the current tempo (`jazzd.model.feel`:
-  the BUR and downbeat delay of the median solo at that tempo);
+  the BUR and downbeat delay of the median solo at that tempo), each performance (each
+  Feel: an engine, a seed) with a feel of its own, as each real solo has: its BUR and
+  delay lie off the median by `personal`, drawn once from the spread of the real solos
+  around it (Normal, clipped at 2 sd);
 - `feel = "player"`: as the player plays: the BUR and downbeat delay the feel meter
   (`jazzd.music.feel`) reads from the player's last `PLAYER_WINDOW_BEATS` beats of raw
   onsets (`Listener.raw_onsets`), once at least `PLAYER_MIN_BEATS` of them were
@@ -61,6 +64,8 @@ class Feel:
         self._params: tuple = ()             # (bur, delay beats, sigma beats) in use
         self._player_key: tuple | None = None
         self.player: tuple[int, float, float] | None = None  # measured beats, BUR, delay ms
+        z = np.clip(rng.normal(size=2), -2.0, 2.0)
+        self.personal = (float(z[0]) * model.bur_spread, float(z[1]) * model.delay_spread)  # BUR, ms
 
     # --- what to play -------------------------------------------------------------------
     def hear_player(self, onsets: Sequence[float], spb: float) -> None:
@@ -83,7 +88,7 @@ class Feel:
             return 1.0, 0.0
         if feel == "player" and self.player is not None and self.player[0] >= PLAYER_MIN_BEATS:
             return max(self.player[1], 1.0), self.player[2]
-        return self.model.bur(tempo), self.model.delay_ms(tempo)
+        return max(self.model.bur(tempo) + self.personal[0], 1.0), self.model.delay_ms(tempo) + self.personal[1]
 
     def set(self, feel: str, amount: float, tempo: float) -> None:
         """The feel for the notes planned next."""

@@ -44,8 +44,8 @@ def voicing(chord, low: int = 52) -> list[int]:
 def write_midi(path, notes: list[Note], progression: Progression, bars: int, tempo_bpm: float,
                comp: bool = True) -> Path:
     """A type-1 MIDI file: tempo map, the solo (channel 1) and chord voicings (channel 2)."""
-    def tick(beats: float) -> int:
-        return round(beats * TICKS_PER_BEAT)
+    def tick(beats: float) -> int:  # a downbeat the feel played early sounds from the start
+        return max(round(beats * TICKS_PER_BEAT), 0)
 
     meta = mido.MidiTrack([
         mido.MetaMessage("track_name", name="jazzd", time=0),
