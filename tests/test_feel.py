@@ -181,10 +181,10 @@ def test_the_listener_keeps_the_players_raw_onsets():
     lis = Listener()
     for beat in (0.03, 0.05, 0.68, 1.02, 1.66):  # 0.05: a second key of the same note
         lis.note_on(beat, 72, 90, None)
-    assert lis.raw_onsets(0.0) == [0.03, 0.68, 1.02, 1.66]
-    assert lis.raw_onsets(1.0) == [1.02, 1.66]
+    assert lis.raw_onsets(16) == [0.03, 0.68, 1.02, 1.66]
+    assert lis.raw_onsets(1.0) == [0.68, 1.02, 1.66]  # within a beat of the last
     lis.reset()
-    assert lis.raw_onsets(-10) == []
+    assert lis.raw_onsets(16) == []
 
 
 def test_the_run_flag_sets_the_feel():

@@ -6,8 +6,8 @@ line in log tempo, BUR = bur_a + bur_b ln(bpm) and delay (ms) = delay_a + delay_
 ln(bpm), with the spread of the solos around it, and the typical spread of a solo's
 downbeats around its own median (`beat_spread_ms`).  Outside the fitted tempos the
 line is held at its ends; the BUR never goes below 1 (straight).  The file ships
-beside the bundle: models/jazzd-wjd.feel.json (`shipped.default_feel`).  Without it the
-engine plays straight, with a warning from the daemon (`FeelModel.straight`).
+beside the bundle: models/jazzd-wjd.feel.json (`shipped.default_feel`).  Without it (a
+packaging mistake) the engine plays straight (`FeelModel.straight`).
 """
 
 from __future__ import annotations

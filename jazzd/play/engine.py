@@ -622,7 +622,7 @@ class Engine:
         feel (`jazzd.play.feel`): note on and note off events, and what sounds."""
         s = self.settings
         if s.feel == "player":
-            self.feel.hear_player(self.listener.raw_onsets(now - PLAYER_WINDOW_BEATS), self.spb)
+            self.feel.hear_player(self.listener.raw_onsets(PLAYER_WINDOW_BEATS), self.spb)
         self.feel.set(s.feel, s.feel_amount, self._tick.tempo)
         grid = [(on, end) for on, end, *_ in pending]
         played = self.feel.place(grid, now)

@@ -11,8 +11,8 @@ positions of the notes it plans (beats) to the positions they are played at:
   delay lie off the median by `personal`, drawn once from the spread of the real solos
   around it (Normal, clipped at 2 sd);
 - `feel = "player"`: as the player plays: the BUR and downbeat delay the feel meter
-  (`jazzd.music.feel`) reads from the player's last `PLAYER_WINDOW_BEATS` beats of raw
-  onsets (`Listener.raw_onsets`), once at least `PLAYER_MIN_BEATS` of them were
+  (`jazzd.music.feel`) reads from the player's raw onsets (`Listener.raw_onsets`) of the
+  `PLAYER_WINDOW_BEATS` beats up to the player's latest note (kept while jazzd plays), once at least `PLAYER_MIN_BEATS` of them were
   measurable; until then as "wjd".
 `feel_amount` (0-1) scales the swing (BUR - 1), the delay and the spread.
 

@@ -43,9 +43,10 @@ class Listener:
         self.last_end: float | None = None  # beats: when the line last fell silent
         self._raw: deque[float] = deque(maxlen=RAW_ONSETS)  # beats, as played
 
-    def raw_onsets(self, since: float) -> list[float]:
-        """The player's onsets as played (beats, not snapped) from beat `since` on."""
-        return [x for x in self._raw if x >= since]
+    def raw_onsets(self, beats: float) -> list[float]:
+        """The player's latest onsets as played (beats, not snapped): those within
+        `beats` of the last one (the player's feel lasts until the player plays again)."""
+        return [x for x in self._raw if x >= self._raw[-1] - beats] if self._raw else []
 
     @property
     def sounding(self) -> bool:
