@@ -4,7 +4,8 @@
 
 1. Cost per beat: duet mode at 240 bpm with dense input (the player's 16th notes above
    the split and a new chord every bar below it), timing everything the engine does in
-   each beat (hearing, encoding, model steps, decoding, planning): median and p99.
+   each beat (hearing, encoding, model steps, decoding, planning, the feel): median and p99,
+   also with feel = straight and feel = player (the meter on the player's onsets).
    Then the same with the session memory on (imitation 1) and full (`CAPACITY` values
    of a player's line: phrases the model itself plays, the worst case for its search),
    with the memory's own cost per step: `mix` per value jazzd plays, `learn` per value
@@ -41,6 +42,7 @@ from jazzd.music.progression import parse_progression  # noqa: E402
 from jazzd.play.engine import Engine, Settings  # noqa: E402
 from jazzd.play.events import NoteOff, NoteOn, Tick  # noqa: E402
 from jazzd.play.offline import render  # noqa: E402
+from jazzd.play.render import on_grid  # noqa: E402
 from jazzd.play.soloist import Soloist  # noqa: E402
 
 CHANGES = {
@@ -93,10 +95,11 @@ def memory_learn_cost(memory: SessionMemory, values: int = 8000) -> dict:
     return _stats(times)
 
 
-def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemory | None = None) -> dict:
+def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemory | None = None,
+                  feel: str = "wjd") -> dict:
     """Per beat, in duet mode; with a `memory`, at imitation 1 (and the memory's own
-    cost per `mix` under "memory_mix")."""
-    settings = Settings(mode="duet", imitation=1.0 if memory is not None else 0.0)
+    cost per `mix` under "memory_mix"); `feel` as engine.feel (the default's)."""
+    settings = Settings(mode="duet", imitation=1.0 if memory is not None else 0.0, feel=feel)
     engine = Engine(Runtime(bundle), np.random.default_rng(0), settings, memory=memory)
     mixes: list[float] = []
     if memory is not None:
@@ -145,7 +148,7 @@ def strong_beat_chord_tones(bundle, bars: int = 64, seeds: int = 4) -> dict:
         prog = parse_progression(text)
         for seed in range(seeds):
             engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo"), progression=prog)
-            for note in render(engine, bars, 140.0):
+            for note in on_grid(render(engine, bars, 140.0)):  # as planned: the feel moves the onsets
                 pos = note.onset % prog.beats_per_bar
                 if abs(pos - round(pos)) < 1e-6 and round(pos) in (0, 2):
                     total += 1
@@ -178,6 +181,11 @@ def main() -> None:
            "machine": platform.machine(), "cpus": os.cpu_count(), "python": platform.python_version(),
            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS"),
            "cost_per_beat": cost_per_beat(bundle, args.beats)}
+    # the feel stage's share: the same beats with feel = straight (no feel stage at work)
+    # and feel = player (the meter reading the player's onsets as well)
+    out["cost_per_beat_feel"] = {feel: {k: v for k, v in cost_per_beat(bundle, args.beats, feel=feel).items()
+                                        if k.endswith("_us") and k != "budget_us_per_beat"}
+                                 for feel in ("straight", "player")}
     memory = player_memory(bundle)
     out["cost_per_beat_with_memory"] = cost_per_beat(bundle, args.beats, memory=memory)
     out["memory_learn"] = memory_learn_cost(memory)

@@ -84,6 +84,24 @@ def _cmd_articulation(args) -> int:
     return 0
 
 
+def _cmd_feel_model(args) -> int:
+    from jazzd.training.feel import bins, build
+
+    model, measured = build(args.wjd, args.model or default_model(), args.output)
+    i = model.info
+    print(f"wrote {args.output}: feel of {i['solos']} training solos ({i['beats']} measured beats; "
+          f"median tempo {i['median_tempo']:.0f} bpm, BUR {i['median_bur']:.3f}, delay {i['median_delay_ms']:.1f} ms)")
+    print(f"  BUR      = {model.bur_a:.4f} {model.bur_b:+.4f} ln(bpm)   spread {model.bur_spread:.3f}")
+    print(f"  delay ms = {model.delay_a:.3f} {model.delay_b:+.3f} ln(bpm)   spread {model.delay_spread:.2f} ms; "
+          f"downbeats within a solo {model.beat_spread_ms:.1f} ms")
+    for tempo in (100, 150, 200, 250, 300):
+        print(f"  at {tempo:3d} bpm: BUR {model.bur(tempo):.3f}, delay {model.delay_ms(tempo):5.1f} ms")
+    for b in bins(measured):
+        lo, hi = b["tempo"]
+        print(f"  solos at {lo:g}-{hi:g} bpm: {b['solos']:3d}, median BUR {b['bur']:.3f}, delay {b['delay_ms']:5.1f} ms")
+    return 0
+
+
 def _cmd_generate(args) -> int:
     import numpy as np
 
@@ -96,10 +114,13 @@ def _cmd_generate(args) -> int:
 
     if args.bars < 1 or args.tempo <= 0 or args.temperature < 0 or not 0 < args.top_p <= 1:
         raise ConfigError("--bars and --tempo must be positive, --temperature at least 0, --top-p in (0, 1]")
+    if not 0 <= args.feel_amount <= 1:
+        raise ConfigError(f"--feel-amount {args.feel_amount:g}: must be from 0 (straight) to 1")
     progression = parse_progression(args.chords or DEFAULT_CHANGES)
     bundle = load_bundle(args.model or default_model())
     engine = Engine(Runtime(bundle), np.random.default_rng(args.seed),
-                    Settings(mode="solo", temperature=args.temperature, top_p=args.top_p),
+                    Settings(mode="solo", temperature=args.temperature, top_p=args.top_p, feel=args.feel,
+                             feel_amount=args.feel_amount),
                     progression=progression)
     if args.prime:
         _prime(engine.soloist, args.prime)
@@ -156,7 +177,8 @@ def _cmd_report(args) -> int:
                    fmt=args.format, split=args.split, compare=args.compare or [],
                    compare_names=args.compare_name or [], compare_models=args.compare_model or [], bars=args.bars, samples=args.samples, seed=args.seed,
                    temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, calls=args.calls,
-                   listen_overrides=_listen_overrides(args.listen_set or []), progress=not args.quiet)
+                   listen_overrides=_listen_overrides(args.listen_set or []), progress=not args.quiet,
+                   feel=args.feel)
     result = run_report(opts)
     out = Path(args.output)
     print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {len(result['plots'])} plots and "
@@ -201,7 +223,7 @@ def _overrides(args) -> dict:
     for key, value in (("model.path", args.model), ("model.memory", args.memory), ("midi.backend", args.backend),
                        ("midi.input", args.input), ("midi.output", args.output),
                        ("engine.mode", args.mode), ("clock.tempo", args.tempo),
-                       ("clock.source", args.clock)):
+                       ("clock.source", args.clock), ("engine.feel", args.feel)):
         if value is not None:
             overrides[key] = value
     if args.clock_out:
@@ -314,6 +336,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="table to write (default: beside the bundle, BUNDLE.articulation.json)")
     p.set_defaults(func=_cmd_articulation)
 
+    p = sub.add_parser("feel-model", help="fit the feel model (swing and downbeat delay by tempo) from "
+                                          "the WJD solos a bundle was trained on")
+    p.add_argument("wjd", metavar="WJD", help="WJD folder (csv_melody/ and csv_beats/ with onset times)")
+    p.add_argument("--model", metavar="BUNDLE", help="bundle whose training solos are fitted "
+                                                     "(default: the bundled model)")
+    p.add_argument("-o", "--output", required=True, metavar="OUT.feel.json")
+    p.set_defaults(func=_cmd_feel_model)
+
     p = sub.add_parser("generate", help="improvise a solo over chords into a MIDI file")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mid")
     p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
@@ -323,6 +353,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=1.0, metavar="T")
     p.add_argument("--top-p", type=float, default=0.95, metavar="P")
     p.add_argument("--seed", type=int, default=0, metavar="S")
+    p.add_argument("--feel", default="wjd", choices=["wjd", "straight"],
+                   help="time feel: wjd = swung eighths and laid-back downbeats as the WJD soloists played "
+                        "at this tempo (default), straight = on the beat grid")
+    p.add_argument("--feel-amount", type=float, default=1.0, metavar="X", help="how much of the feel, 0-1")
     p.add_argument("--prime", metavar="CALL.mid", help="a played phrase to continue from")
     p.add_argument("--png", metavar="OUT.png", help="also draw a piano roll (needs matplotlib)")
     p.set_defaults(func=_cmd_generate)
@@ -370,6 +404,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--listen-set", action="append", metavar="SECTION.KEY=VALUE",
                    help="an engine setting for the listening measure's calls, e.g. call.silence_beats=0.5; "
                         "repeatable")
+    p.add_argument("--feel", default="wjd", choices=["wjd", "straight"],
+                   help="time feel of the generated solos and answers (default wjd; straight = on the grid)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_report)
 
@@ -387,6 +423,8 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--tempo", type=float, metavar="BPM")
     settings.add_argument("--clock", choices=["internal", "midi", "link"],
                           help="keep time, follow MIDI clock, or join an Ableton Link session (the link extra)")
+    settings.add_argument("--feel", choices=["wjd", "player", "straight"],
+                          help="time feel: swing as the WJD soloists (wjd), as the player (player), or none")
     settings.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
     settings.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
     settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",

@@ -383,7 +383,7 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
     # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
     cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi", "engine.seed": seed + 1,
-                                 "call.turn_taking": "silence"}, system_paths=[])
+                                 "call.turn_taking": "silence", "engine.feel": "straight"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     storm = clock_storm(seed, until_beat=14)
@@ -460,3 +460,15 @@ def test_a_storm_of_transport_bytes_is_a_few_log_lines(model, caplog):
     assert len(lines) == 3 and lines[0].startswith("transport ") and "more" not in lines[0]
     assert lines[1].startswith("transport start at beat 0 (") and "more transport changes since the last line" in lines[1]
     assert lines[2] == "transport stop at beat 0"
+
+
+def test_the_feel_cc_sets_the_feel_amount(model):
+    """control.feel_cc (87): the CC value 0-127 maps to engine.feel_amount 0-1."""
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    assert daemon.engine.settings.feel == "wjd" and daemon.engine.settings.feel_amount == 1.0
+    drive(daemon, [(0.1, bytes([0xB0, 87, 64]))], 0.3)
+    assert daemon.engine.settings.feel_amount == round(64 / 127, 3)
+    drive(daemon, [(0.4, bytes([0xB0, 87, 0]))], 0.6, start=0.3)
+    assert daemon.engine.settings.feel_amount == 0.0

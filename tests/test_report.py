@@ -127,6 +127,13 @@ def test_report_end_to_end_on_wjd_solos(tmp_path):
     assert listening["solos"] == 8 and listening["pairs"]["used"] == listening["pairs"]["available"] > 10
     assert listening["settings"]["tempo"] == 140 and listening["turn_taking"]["gap"]["n"] > 0
     assert "## Listening: call and response" in md and "| register (correlation of mean pitches) |" in md
+    # the time feel: the real solos from their onset times, the generated ones as played
+    feel = r["feel"]
+    assert list(feel["sets"]) == ["real", "generated (wjd)", "generated (straight)"]
+    assert feel["sets"]["real"]["bur"]["solos"] > 0 and 1.0 < feel["sets"]["real"]["bur"]["median"] < 2.5
+    straight = feel["sets"]["generated (straight)"]["bur"]  # (the tiny model's lines rarely hold eighths)
+    assert straight["solos"] == 0 or abs(straight["median"] - 1.0) < 1e-6
+    assert "## Time feel" in md
 
 
 @pytest.mark.shared

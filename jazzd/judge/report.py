@@ -77,6 +77,7 @@ class Options:
     tempo: float = 140.0
     calls: int = 600  # call-and-answer pairs for the listening measure (0: none)
     listen_overrides: dict = field(default_factory=dict)  # {Settings field: value} for it
+    feel: str = "wjd"     # the generated solos' time feel (engine.feel)
     progress: bool = True
 
 
@@ -184,7 +185,7 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
     from jazzd.model.runtime import Runtime
     from jazzd.play.engine import Engine, Settings
     from jazzd.play.offline import render
-    from jazzd.play.render import write_midi
+    from jazzd.play.render import on_grid, write_midi
 
     n = opts.samples or len(real_pieces)
     out = SoloSet(name, kind, [])
@@ -195,13 +196,13 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
         bars = len(progression)
         engine = Engine(Runtime(bundle), np.random.default_rng(opts.seed + k),
                         Settings(mode="solo", beats_per_bar=progression.beats_per_bar,
-                                 temperature=opts.temperature, top_p=opts.top_p),
+                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel),
                         progression=progression)
         notes = render(engine, bars, opts.tempo)
         title = f"{name}-{k + 1:03d}-{real.name}"
         if midi_dir is not None:
             write_midi(midi_dir / f"{title}.mid", notes, progression, bars, opts.tempo)
-        out.solos.append(solo_of_piece(piece_of_notes(title, notes, progression, bars)))
+        out.solos.append(solo_of_piece(piece_of_notes(title, on_grid(notes), progression, bars)))
         out.rendered.append((notes, progression, bars))
         if progress:
             progress.update()
@@ -267,6 +268,24 @@ def distances(real: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict
         fams[fam] = {"oa": float(np.mean(oas)) if oas else float("nan"),
                      "kl": float(np.mean(kls)) if kls else float("nan")}
     return {"features": per, "families": fams}
+
+
+def feel_of_sets(real_jobs, generated: SoloSet, opts: Options) -> dict | None:
+    """The time-feel section (`jazzd.judge.feel`): the real solos' feel against the
+    generated solos' played with the report's feel and straight."""
+    from jazzd.judge import feel
+
+    real = [feel.measure_real(p) for p, _ in real_jobs]
+    played = {}
+    for name in dict.fromkeys((f"generated ({opts.feel})", "generated (straight)")):
+        fl = name[len("generated ("):-1]
+        played[name] = []
+        for k, (notes, progression, bars) in enumerate(generated.rendered):
+            m = real[k % len(real)]
+            tempo = m["tempo"] if m and m.get("tempo") else opts.tempo
+            played[name].append(feel.measure_rendered(notes, tempo, fl, opts.seed + k, bars,
+                                                      progression.beats_per_bar))
+    return feel.section(real, played)
 
 
 def copying_summary(index, solos: list[Solo]) -> dict | None:
@@ -342,6 +361,7 @@ def run_report(opts: Options) -> dict:
         result["listening"] = measure(bundle, real_pieces, calls=opts.calls, seed=opts.seed, tempo=opts.tempo,
                                       temperature=opts.temperature, top_p=opts.top_p,
                                       overrides=opts.listen_overrides, progress=opts.progress)
+    result["feel"] = feel_of_sets(real_jobs, sets[1], opts)
     for s in sets:
         result["sets"][s.name] = {"kind": s.kind, **set_summary(s.solos, tables[s.name]),
                                   "copying": copying_summary(index, s.solos)}
@@ -497,6 +517,10 @@ def markdown(r: dict) -> str:
         lines += listening_markdown(r["listening"])
     dist = r["distances"]
     dnames = list(dist)
+    if r.get("feel"):
+        from jazzd.judge.feel import markdown as feel_markdown
+
+        lines += feel_markdown(r["feel"])
     lines += ["## Distance to the real solos (MGEval)", "",
               "Per feature, the distances between pairs of real solos (intra-set) against the "
               "distances from each real solo to each solo of the other set (inter-set), smoothed "

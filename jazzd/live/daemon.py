@@ -467,6 +467,8 @@ class Daemon:
             s.imitation = round(value / 127, 3)
         elif number == c.forget_cc and value > 63:
             self.forget()
+        elif number == c.feel_cc:
+            s.feel_amount = round(value / 127, 3)
         else:
             return
         self.notifier.status(self.status_text())

@@ -13,16 +13,17 @@ from importlib import resources
 from pathlib import Path
 
 DEFAULT_MODEL_NAME = "jazzd-wjd.npz"
+DEFAULT_FEEL_NAME = "jazzd-wjd.feel.json"  # the feel model (jazzd.model.feel)
 MODEL_ENV = "JAZZD_MODEL"
 
 
-def _installed() -> Path | None:
-    """The model inside the installed package, if this install carries it."""
+def _installed(name: str = DEFAULT_MODEL_NAME) -> Path | None:
+    """The file `name` inside the installed package, if this install carries it."""
     try:
         root = resources.files("jazzd.models")
     except ModuleNotFoundError:
         return None
-    path = Path(str(root.joinpath(DEFAULT_MODEL_NAME)))
+    path = Path(str(root.joinpath(name)))
     return path if path.is_file() else None
 
 
@@ -50,3 +51,12 @@ def articulation_path(model: Path) -> Path:
 def default_articulation() -> Path:
     """The bundled model's articulation table (beside `default_model()`)."""
     return articulation_path(default_model())
+
+
+def default_feel() -> Path:
+    """The shipped feel model: the one installed with the package, else models/ of this
+    checkout (the path returned even when missing)."""
+    checkout = Path(__file__).resolve().parents[2] / "models" / DEFAULT_FEEL_NAME
+    if checkout.is_file():
+        return checkout
+    return _installed(DEFAULT_FEEL_NAME) or checkout

@@ -109,6 +109,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jazzd.model.feel import FeelModel, shipped_feel
 from jazzd.model.memory import SessionMemory
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
@@ -116,6 +117,7 @@ from jazzd.music.grammar import MIN_DUR, encode_value, parse_value
 from jazzd.music.progression import DEFAULT_CHANGES, Progression, parse_progression
 from jazzd.music.timeline import keep_the_beat, rests, snap
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
+from jazzd.play.feel import PLAYER_WINDOW_BEATS, Feel
 from jazzd.play.listener import Listener
 from jazzd.play.register import Register
 from jazzd.play.schedule import time_key
@@ -132,7 +134,7 @@ _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
 
 @dataclass
 class _Sounding:
-    onset: float  # beats
+    onset: float  # beats, as played (`feel`)
     end: float
     note: int
 
@@ -177,9 +179,13 @@ def call_silence(settings: Settings, end_probability: float) -> float:
 
 class Engine:
     def __init__(self, runtime: Runtime, rng: np.random.Generator, settings: Settings | None = None,
-                 progression: Progression | None = None, memory: SessionMemory | None = None):
+                 progression: Progression | None = None, memory: SessionMemory | None = None,
+                 feel_model: FeelModel | None = None):
         self.settings = settings or Settings()
         self.rng = rng
+        # The feel's spread draws from its own stream (spawned: the engine's is untouched,
+        # so feel = straight chooses exactly what an engine without a feel stage chose).
+        self.feel = Feel(feel_model if feel_model is not None else shipped_feel(), rng.spawn(1)[0])
         self.memory = memory if memory is not None else SessionMemory()
         self.soloist = Soloist(runtime, rng, Sampling(self.settings.temperature, 0, self.settings.top_p),
                                self.settings.pitch_range, self.memory)
@@ -575,6 +581,7 @@ class Engine:
             self.soloist.sampling = Sampling(s.temperature, 0, s.top_p)
         self.soloist.pitch_range = self.register.range(s.pitch_range) if s.follow_register else s.pitch_range
         self.soloist.imitation = s.imitation
+        pending: list[tuple[float, float, int, int, str]] = []  # grid onset, end, midi, velocity, value
         while self._cursor < min(horizon, end) - _EPS:
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)
@@ -603,12 +610,29 @@ class Engine:
             accent = 8 if abs(onset - round(onset)) < _EPS else 0
             jitter = int(self.rng.integers(-s.velocity_humanize, s.velocity_humanize + 1)) if s.velocity_humanize else 0
             vel = min(max(round(self._velocity) + accent + jitter, 1), 127)
-            plan.events.append(Out(self.time_of(onset), "on", midi, vel, s.output_channel, value))
-            plan.events.append(Out(self.time_of(onset + dur), "off", midi, 0, s.output_channel))
-            self._sounding.append(_Sounding(onset, onset + dur, midi))
+            pending.append((onset, onset + dur, midi, vel, value))
             self.stats.played_notes += 1
+        if pending:
+            self._emit(pending, now, plan)
         if len(self._snapshots) > 64:
             del self._snapshots[:-64]
+
+    def _emit(self, pending: list, now: float, plan: Plan) -> None:
+        """The planned notes (grid onset, grid end, midi, velocity, value) as played by the
+        feel (`jazzd.play.feel`): note on and note off events, and what sounds."""
+        s = self.settings
+        if s.feel == "player":
+            self.feel.hear_player(self.listener.raw_onsets(PLAYER_WINDOW_BEATS), self.spb)
+        self.feel.set(s.feel, s.feel_amount, self._tick.tempo)
+        grid = [(on, end) for on, end, *_ in pending]
+        played = self.feel.place(grid, now)
+        moved = played != grid
+        for (grid_on, grid_end, midi, vel, value), (on, end) in zip(pending, played, strict=True):
+            plan.events.append(Out(self.time_of(on), "on", midi, vel, s.output_channel, value,
+                                   self.time_of(grid_on) if moved else None))
+            plan.events.append(Out(self.time_of(end), "off", midi, 0, s.output_channel,
+                                   grid=self.time_of(grid_end) if moved else None))
+            self._sounding.append(_Sounding(on, end, midi))
 
     def _snapshot(self) -> tuple:
         return (self.soloist.snapshot(), self._last_bar, self._prev_in_bar)

@@ -51,6 +51,7 @@ class Out:
     value: int   # velocity (0 for off), or controller value
     channel: int = 0
     grammar: str = ""  # a note on the engine played: its grammar value (offline analysis)
+    grid: float | None = None  # a note on/off the feel moved: its time on the beat grid (offline analysis)
 
 
 @dataclass

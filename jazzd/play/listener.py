@@ -5,18 +5,22 @@ Pure Python; the engine's thread.  Never imports numpy, tensorflow or music21.
 Times are beats (floats, from the transport's start).  Onsets and ends snap to the
 nearest point of the beat grid (`jazzd.music.timeline`: 1/4 or 1/3 of a beat),
 so a note played up to 1/24 beat early or late lands on its intended position.  The line
-is monophonic: a new note cuts the one before it.  A note is complete when it has ended
+is monophonic: a new note cuts the one before it.  The raw onsets (before snapping;
+one per grid position, the first) of about the last `RAW_ONSETS` notes are kept for the
+feel meter (`raw_onsets`: what `feel = "player"` follows).  A note is complete when it has ended
 (or been cut); `take_completed` hands completed notes over in order.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from jazzd.music.chords import Chord
 from jazzd.music.timeline import snap
 
 MIN_BEATS = 1 / 12
+RAW_ONSETS = 64
 
 
 @dataclass
@@ -37,6 +41,12 @@ class Listener:
         self._notes: list[HeardNote] = []
         self._held: HeardNote | None = None
         self.last_end: float | None = None  # beats: when the line last fell silent
+        self._raw: deque[float] = deque(maxlen=RAW_ONSETS)  # beats, as played
+
+    def raw_onsets(self, beats: float) -> list[float]:
+        """The player's latest onsets as played (beats, not snapped): those within
+        `beats` of the last one (the player's feel lasts until the player plays again)."""
+        return [x for x in self._raw if x >= self._raw[-1] - beats] if self._raw else []
 
     @property
     def sounding(self) -> bool:
@@ -55,6 +65,8 @@ class Listener:
             return self._held
         if self._held is not None:
             self._end(self._held, onset)
+        if not self._raw or snap(self._raw[-1]) != onset:
+            self._raw.append(beat)
         note = HeardNote(onset, pitch, velocity, chord)
         self._notes.append(note)
         self._held = note
@@ -79,3 +91,4 @@ class Listener:
         self._notes.clear()
         self._held = None
         self.last_end = None
+        self._raw.clear()

@@ -125,7 +125,11 @@ def notes_of(sent: Sequence[Out], spb: float) -> list[Note]:
             open_[ev.number] = ev
         elif ev.kind == "off" and ev.number in open_:
             on = open_.pop(ev.number)
-            notes.append(Note(on.t / spb, (ev.t - on.t) / spb, on.number, on.value, on.grammar))
+            grid = None
+            if on.grid is not None:  # the feel moved it; an off the feel did not place (a cut) ends it as played
+                end = ev.grid if ev.grid is not None else ev.t
+                grid = (on.grid / spb, (end - on.grid) / spb)
+            notes.append(Note(on.t / spb, (ev.t - on.t) / spb, on.number, on.value, on.grammar, grid))
     notes.sort(key=lambda n: n.onset)
     return notes
 

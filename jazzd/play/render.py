@@ -6,7 +6,7 @@ engine (`jazzd.play.offline.render`), the same path as live play.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import mido
@@ -25,6 +25,13 @@ class Note:
     midi: int
     velocity: int
     value: str = ""
+    grid: tuple[float, float] | None = None  # (onset, dur) on the beat grid, where the feel moved it
+
+
+def on_grid(notes: list[Note]) -> list[Note]:
+    """The notes as the engine planned them on the beat grid (before the feel moved
+    them): what the grammar, the corpus and the report's metrics count in."""
+    return [replace(n, onset=n.grid[0], dur=n.grid[1], grid=None) if n.grid else n for n in notes]
 
 
 def voicing(chord, low: int = 52) -> list[int]:
@@ -37,8 +44,8 @@ def voicing(chord, low: int = 52) -> list[int]:
 def write_midi(path, notes: list[Note], progression: Progression, bars: int, tempo_bpm: float,
                comp: bool = True) -> Path:
     """A type-1 MIDI file: tempo map, the solo (channel 1) and chord voicings (channel 2)."""
-    def tick(beats: float) -> int:
-        return round(beats * TICKS_PER_BEAT)
+    def tick(beats: float) -> int:  # a downbeat the feel played early sounds from the start
+        return max(round(beats * TICKS_PER_BEAT), 0)
 
     meta = mido.MidiTrack([
         mido.MetaMessage("track_name", name="jazzd", time=0),
