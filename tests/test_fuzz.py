@@ -35,9 +35,10 @@ class Wire:
         self.out: list[bytes] = []
         self.connected = [True, True]
 
-    def poll(self, max_messages: int = 1024):
+    def poll(self, now: float = 0.0, max_messages: int = 1024):
+        """What is in the inbox, as arrived at the poll (`now`)."""
         taken, self.inbox = self.inbox[:max_messages], self.inbox[max_messages:]
-        return [(m, 0.0) for m in taken]
+        return [(m, now) for m in taken]
 
     def send(self, message: bytes) -> bool:
         self.out.append(bytes(message))

@@ -254,9 +254,9 @@ class Daemon:
         self._alive(now)
 
     def _take_input(self, now: float) -> None:
-        for data, _delta in self.ports.poll():
+        for data, arrived in self.ports.poll(now):
             self.counters.received += 1
-            self.handle(data, now)
+            self.handle(data, now, arrived)
 
     def _ticks(self, now: float):
         """The internal clock's beats due by `now` (read when the driver asks: after input)."""
@@ -396,21 +396,25 @@ class Daemon:
         self.driver.apply(plan)
 
     # --- input ---------------------------------------------------------------------------------
-    def handle(self, data: bytes, now: float) -> None:
-        """One raw MIDI message from the input port.  Never raises."""
+    def handle(self, data: bytes, now: float, arrived: float | None = None) -> None:
+        """One raw MIDI message from the input port, read at `now`; it `arrived` earlier
+        (the MIDI system's time: `jazzd.live.stamps`; None: at `now`).  The clock follower
+        numbers pulses by their arrival, so a late poll does not make a pulse late; the
+        engine takes notes and controllers at `now`, when they can still change what it
+        plays (what went out before `now` is not taken back).  Never raises."""
         try:
-            self._handle(data, now)
+            self._handle(data, now, now if arrived is None else arrived)
         except Exception as err:  # a bug must not stop the music: drop, count, log
             self.counters.drop("error")
             log.exception("dropped a message after an error (%s): %s", err, data.hex())
 
-    def _handle(self, data: bytes, now: float) -> None:
+    def _handle(self, data: bytes, now: float, arrived: float) -> None:
         channel = self.cfg.midi.input_channel - 1 if self.cfg.midi.input_channel else None
         event = midi.parse(data, now, channel)
         if isinstance(event, str):
             return self.counters.drop(event)
         if isinstance(event, midi.System):
-            return self._system(event.data, now)
+            return self._system(event.data, now, arrived)
         if isinstance(event, NoteOn | NoteOff):
             on, key = isinstance(event, NoteOn), (event.channel, event.note)
             if self.cfg.midi.thru:
@@ -422,10 +426,10 @@ class Daemon:
         elif isinstance(event, midi.Program):
             self._program(event.program, now)
 
-    def _system(self, data: bytes, now: float) -> None:
+    def _system(self, data: bytes, now: float, arrived: float) -> None:
         if self.follower is None:
             return  # clock and transport from the port matter only when following
-        for ev in self.follower.feed(now, data):
+        for ev in self.follower.feed(arrived, data):
             if isinstance(ev, Tick):
                 self._apply(self.engine.tick(ev))
             else:

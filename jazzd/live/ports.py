@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import rtmidi
 
 from jazzd.errors import PortError
+from jazzd.live.stamps import Arrivals
 
 # Our backend names and rtmidi's API constants, in one table.
 APIS = {
@@ -319,8 +320,10 @@ def _open(backend, client_name, midi_in, midi_out, input, output,
         fix = FIXES["winmm"] if backend == "winmm" else "check the MIDI system"
         raise PortError(f"{DISPLAY[backend]} could not open jazzd's MIDI ports ({err}); "
                         f"{fix}") from err
-    # Receive SysEx and MIDI clock (0xF8, start/stop); drop only active sensing.
-    midi_in.ignore_types(sysex=False, timing=False, active_sense=True)
+    # Receive everything, active sensing too (jazzd drops it): rtmidi times each message
+    # from the one before it, ignored or not, so an ignored message takes its time with
+    # it and every later arrival would come out early (jazzd.live.stamps).
+    midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
     ports = MidiPorts(backend, midi_in, midi_out, input_name, output_name,
                       input_virtual=source is None, output_virtual=sink is None,
                       client_name=client_name, connected=[in_connected, out_connected])
@@ -378,25 +381,30 @@ class MidiPorts:
     offline: bool = False  # the MIDI system went away; `check` reopens when it is back
     _server_seen: float | None = field(default=None, repr=False)
     _last_send: float = field(default=-math.inf, repr=False)  # monotonic; see close()
+    _arrivals: Arrivals = field(default_factory=Arrivals, repr=False)  # the input's times
 
-    def poll(self, max_messages: int = POLL_LIMIT) -> list[tuple[bytes, float]]:
+    def poll(self, now: float | None = None, max_messages: int = POLL_LIMIT) -> list[tuple[bytes, float]]:
         """Take up to `max_messages` waiting messages, oldest first, without blocking.
 
-        Each is (raw bytes, seconds since the previous message as the backend timed it).
-        After `close` it returns [].  Never raises.
+        Each is (raw bytes, when it arrived on the loop's clock, `time.monotonic`): from
+        the MIDI system's own times, not the poll's (`jazzd.live.stamps`); `now` is the
+        poll's time (read here when not given).  After `close` it returns [].  Never
+        raises.
         """
-        out: list[tuple[bytes, float]] = []
         self.pending = False
         if self._in is None:
-            return out
+            return []
+        got: list[tuple[bytes, float]] = []
         get = self._in.get_message
         for _ in range(max_messages):
             item = get()
             if item is None:
-                return out
-            out.append((bytes(item[0]), item[1]))
-        self.pending = True
-        return out
+                break
+            got.append(item)
+        else:
+            self.pending = True
+        times = self._arrivals.stamp((delta for _, delta in got), time.monotonic() if now is None else now)
+        return [(bytes(data), t) for (data, _), t in zip(got, times, strict=True)]
 
     def send(self, message: bytes) -> bool:
         """Send one complete MIDI message (rtmidi queues it; JACK sends it next period).
@@ -458,6 +466,8 @@ class MidiPorts:
                     client.open_virtual_port((VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
                 if self.connected[k]:
                     changes.append(f"{kind} back")
+                if k == 0:
+                    self._arrivals.reset()  # the reopened port's times start again
         return changes
 
     def watch_server(self, path: str) -> None:
@@ -480,6 +490,7 @@ class MidiPorts:
             _close_clients(midi_in, midi_out)
             return False
         self._in, self._out, fresh._in, fresh._out = fresh._in, fresh._out, None, None
+        self._arrivals.reset()  # a new client times its messages from a new start
         self.offline, self.connected = False, fresh.connected
         # `_open` watched the new server already (one SO_PEERCRED connection): take it over.
         self.server_socket, self.server_pid = fresh.server_socket, fresh.server_pid
