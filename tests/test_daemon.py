@@ -152,6 +152,43 @@ def test_an_external_midi_clock_sets_the_tempo(session):
     assert s.stop() == 0
 
 
+def test_with_feel_player_the_answer_swings_as_the_player_did(session):
+    """Issue 13 end to end: on JACK, following the test's MIDI clock at 160 bpm, a player
+    swings 2 bars of eighths at BUR 1.6 with downbeats 25 ms late; jazzd (the shipped
+    model, feel = player) answers with the same swing: its answer, timed on the clock's
+    grid (less the two JACK hops to the recorder), reads back within 0.1 BUR and 5 ms."""
+    from jazzd.music.feel import beat_feels, swing_position
+
+    from .jackserver import PERIOD, RATE
+    s = session("--mode", "call", "--clock", "midi", "--feel", "player", "--set", "engine.seed=3",
+                "--set", "call.turn_taking=silence", "--set", "call.answer_beats=16", model_flag=False)
+    bpm, t0 = 160.0, 0.1
+    spb = 60.0 / bpm
+    pulse = spb / 24
+    sends = [(t0, [0xFA])] + [(t0 + k * pulse, [0xF8]) for k in range(24 * 34)]
+    sends += [(t0 + 3.5 * spb, [0x90, n, 70]) for n in (50, 53, 57, 60)]  # Dm7 in the left hand
+    bur, delay = 1.6, 0.025
+    line = (69, 72, 74, 76, 77, 76, 74, 72)
+    onsets = [t0 + b * spb + delay + x * spb for b in range(4, 12) for x in (0.0, swing_position(bur))]
+    onsets.append(t0 + 12 * spb + delay)
+    for k, (a, b) in enumerate(zip(onsets, onsets[1:])):
+        sends += [(a, [0x90, line[k % 8], 96]), (a + 0.8 * (b - a), [0x80, line[k % 8], 0])]
+    s.play(sends, t0 + 34 * spb + 0.3)
+    times = np.array([t for t, m in s.sent if m == b"\xf8"])
+    late = np.median(times - (t0 + np.arange(len(times)) * pulse))
+    hops = 2 * PERIOD / RATE
+    ons = np.array([t for t, on, _ in s.notes() if on]) - late - hops
+    grid = t0 + np.arange(13, 34) * spb
+    feels = beat_feels(ons[ons > grid[0] - 0.05].tolist(), grid.tolist())
+    assert len(feels) >= 4, (np.round((ons - t0) / spb, 3), s.stderr()[-1500:])
+    got_bur = np.median([f.bur for f in feels])
+    got_delay = np.median([f.delay for f in feels])
+    assert abs(got_bur - bur) <= 0.1 and abs(got_delay - delay) <= 0.005, (got_bur, got_delay * 1000, len(feels))
+    s.play([(0.0, [0xFC])], 0.5)
+    assert hanging(s.notes()) == set()
+    assert s.stop() == 0
+
+
 def test_a_cc_changes_the_temperature_and_a_program_change_switches_model(session, tmp_path):
     folder = tmp_path / "models"
     folder.mkdir()

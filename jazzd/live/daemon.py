@@ -399,9 +399,10 @@ class Daemon:
     def handle(self, data: bytes, now: float, arrived: float | None = None) -> None:
         """One raw MIDI message from the input port, read at `now`; it `arrived` earlier
         (the MIDI system's time: `jazzd.live.stamps`; None: at `now`).  The clock follower
-        numbers pulses by their arrival, so a late poll does not make a pulse late; the
-        engine takes notes and controllers at `now`, when they can still change what it
-        plays (what went out before `now` is not taken back).  Never raises."""
+        numbers pulses by their arrival, and the engine hears notes where they were
+        played, so a late poll makes neither late; but it acts on them at `now`, when
+        they can still change what it plays (what went out before `now` is not taken
+        back).  Never raises."""
         try:
             self._handle(data, now, now if arrived is None else arrived)
         except Exception as err:  # a bug must not stop the music: drop, count, log
@@ -420,6 +421,8 @@ class Daemon:
             if self.cfg.midi.thru:
                 self._thru(on, event.note, event.velocity if on else 0)
             (self.input_held.add if on else self.input_held.discard)(key)
+            if arrived != now:  # heard where it was played, acted on now
+                event = replace(event, played=arrived)
             self._apply(self.engine.feed(event))
         elif isinstance(event, Control):
             self._control(event.channel, event.control, event.value, now)

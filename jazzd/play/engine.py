@@ -256,7 +256,7 @@ class Engine:
             if is_on:
                 self._velocity = 0.7 * self._velocity + 0.3 * event.velocity
             return Plan([])
-        beat = self.beat_of(event.t)
+        beat = self.beat_of(event.t if event.played is None else event.played)  # as played
         if not is_on:
             self.listener.note_off(beat, event.note)
             return self._update(event.t)

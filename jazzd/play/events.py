@@ -11,17 +11,25 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True, slots=True)
 class NoteOn:
+    """A note the player played: the engine acts on it at `t` (live: when the loop read
+    it; nothing that went out before can be taken back) and hears it as played at
+    `played` (live: the MIDI system's time, a little earlier; None: at `t`)."""
+
     t: float
     note: int
     velocity: int
     channel: int = 0
+    played: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
 class NoteOff:
+    """A note the player released; `t` and `played` as for NoteOn."""
+
     t: float
     note: int
     channel: int = 0
+    played: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

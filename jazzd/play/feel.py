@@ -10,7 +10,7 @@ positions of the notes it plans (beats) to the positions they are played at:
   Feel: an engine, a seed) with a feel of its own, as each real solo has: its BUR and
   delay lie off the median by `personal`, drawn once from the spread of the real solos
   around it (Normal, clipped at 2 sd);
-- `feel = "player"`: as the player plays: the BUR and downbeat delay the feel meter
+- `feel = "player"`: as the player plays: the BUR, downbeat delay and its spread the feel meter
   (`jazzd.music.feel`) reads from the player's raw onsets (`Listener.raw_onsets`) of the
   `PLAYER_WINDOW_BEATS` beats up to the player's latest note (kept while jazzd plays), once at least `PLAYER_MIN_BEATS` of them were
   measurable; until then as "wjd".
@@ -38,11 +38,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from statistics import median
 
 import numpy as np
 
 from jazzd.model.feel import FeelModel
-from jazzd.music.feel import summarize
+from jazzd.music.feel import beat_feels
 from jazzd.play.settings import FEELS
 
 MIN_SHORT_S = 0.100        # the short eighth never shorter (seconds)
@@ -63,7 +64,8 @@ class Feel:
         self._swung: dict[int, bool] = {}    # beat -> played as swung eighths
         self._params: tuple = ()             # (bur, delay beats, sigma beats) in use
         self._player_key: tuple | None = None
-        self.player: tuple[int, float, float] | None = None  # measured beats, BUR, delay ms
+        # The player's feel: measured beats, BUR, downbeat delay and its spread (ms).
+        self.player: tuple[int, float, float, float] | None = None
         z = np.clip(rng.normal(size=2), -2.0, 2.0)
         self.personal = (float(z[0]) * model.bur_spread, float(z[1]) * model.delay_spread)  # BUR, ms
 
@@ -79,8 +81,14 @@ class Feel:
             return
         first = math.floor(min(onsets)) - 1
         beats = [float(b) for b in range(first, math.ceil(max(onsets)) + 2)]
-        f = summarize([x * spb for x in onsets], [b * spb for b in beats])
-        self.player = (f.beats, f.bur, f.delay_ms) if f.beats else None
+        measured = beat_feels([x * spb for x in onsets], [b * spb for b in beats])
+        if not measured:
+            self.player = None
+            return
+        delays = [1000 * m.delay for m in measured]
+        delay = median(delays)
+        spread = 1.4826 * median(abs(d - delay) for d in delays)  # sd, robustly
+        self.player = (len(measured), median(m.bur for m in measured), delay, spread)
 
     def target(self, feel: str, tempo: float) -> tuple[float, float]:
         """(BUR, downbeat delay ms) asked for at `tempo` under `feel` (amount 1)."""
@@ -94,7 +102,10 @@ class Feel:
         """The feel for the notes planned next."""
         bur, delay_ms = self.target(feel, tempo)
         spb = 60.0 / tempo
-        spread = 0.0 if feel == "straight" else min(SPREAD_SHARE * self.model.beat_spread_ms / 1000, MAX_SPREAD_S)
+        spread_ms = self.model.beat_spread_ms
+        if feel == "player" and self.player is not None and self.player[0] >= PLAYER_MIN_BEATS:
+            spread_ms = self.player[3]  # as tight (or loose) as the player
+        spread = 0.0 if feel == "straight" else min(SPREAD_SHARE * spread_ms / 1000, MAX_SPREAD_S)
         self._params = (1 + amount * (bur - 1), amount * delay_ms / 1000 / spb, amount * spread / spb,
                         MIN_SHORT_S / spb)
 
