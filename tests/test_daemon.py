@@ -3,6 +3,7 @@ real signals; a test client plays into jazzd:in and records jazzd's output."""
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import subprocess
@@ -171,7 +172,7 @@ def test_with_feel_player_the_answer_swings_as_the_player_did(session):
     line = (69, 72, 74, 76, 77, 76, 74, 72)
     onsets = [t0 + b * spb + delay + x * spb for b in range(4, 12) for x in (0.0, swing_position(bur))]
     onsets.append(t0 + 12 * spb + delay)
-    for k, (a, b) in enumerate(zip(onsets, onsets[1:])):
+    for k, (a, b) in enumerate(itertools.pairwise(onsets)):
         sends += [(a, [0x90, line[k % 8], 96]), (a + 0.8 * (b - a), [0x80, line[k % 8], 0])]
     s.play(sends, t0 + 34 * spb + 0.3)
     times = np.array([t for t, m in s.sent if m == b"\xf8"])
