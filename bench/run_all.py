@@ -1,7 +1,7 @@
-"""Every benchmark, one table: run bench/{ingest,step,engine,clock,timing,flood}.py and write their
+"""Every benchmark, one table: run bench/{ingest,step,engine,clock,timing,flood,cpu}.py and write their
 headline numbers, with the machine they ran on, to bench/RESULTS.md (and print it).
 
-    python bench/run_all.py [--only ingest,step,engine,clock,timing,flood] [--timing-seconds 60]
+    python bench/run_all.py [--only ingest,step,engine,clock,timing,flood,cpu] [--timing-seconds 60]
                             [-o bench/RESULTS.md]
 
 Each benchmark runs as its own process, exactly as it runs alone (each prints one JSON
@@ -26,7 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-BENCHES = ("ingest", "step", "engine", "clock", "timing", "flood")
+BENCHES = ("ingest", "step", "engine", "clock", "timing", "flood", "cpu")
 
 
 def machine() -> dict:
@@ -163,6 +163,18 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         add("flood", "note onsets against twelfths of a beat, p99 idle / flood / after (a tuplet the model "
             "plays moves its line off that grid and counts here as error)", phases, " ms")
         add("flood", "private memory growth under the flood", _get(r, "flood", "rss_growth_mb"), " MB")
+    r = results.get("cpu", {})
+    if r and "skipped" not in r:
+        for key, label in (("idle_call", "waiting in call mode, nothing played"),
+                           ("idle_stopped_clock", "following a stopped MIDI clock (pulses, no Start)"),
+                           ("duet_160", "duet at 160 bpm, sending clock"),
+                           ("solo_240", "solo at 240 bpm, sending clock")):
+            c = r.get(key, {})
+            add("cpu", f"{label}: CPU (% of a core)", c.get("cpu_percent"), " %")
+            if "onset_error_ms" in c:
+                e = c["onset_error_ms"]
+                add("cpu", f"{label}: onset error against its clock pulses (median / p99), pulse error p99",
+                    f"{e['median']} / {e['p99']} ms, {_get(c, 'pulse_error_ms', 'p99')}", " ms")
     for name in BENCHES:
         r = results.get(name)
         if r is not None and "skipped" in r:

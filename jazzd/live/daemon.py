@@ -24,6 +24,7 @@ import math
 import os
 import signal
 import time
+from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -52,8 +53,11 @@ from jazzd.play.schedule import Schedule
 
 log = logging.getLogger("jazzd")
 
-POLL_S = 0.001          # input is polled at least this often
-SPIN_S = 0.0015         # the last stretch before a deadline is spun, not slept
+POLL_S = 0.001          # input is polled this often while it must be acted on at once (below)
+POLL_ACTIVE_S = 0.005   # ... this often while the player plays (input in the last ACTIVE_S)
+POLL_IDLE_S = 0.020     # ... and this often when nothing comes in
+ACTIVE_S = 2.0
+SPIN_S = 0.0015         # the most of the stretch before a deadline that is spun, not slept
 START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
@@ -111,6 +115,8 @@ class Daemon:
         self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note)
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down
         self._next_check = 0.0
+        self._last_input = -math.inf  # when the loop last read a message
+        self._oversleep = Oversleep()
         self._next_report = 0.0
         self._transport_logged, self._transport_changes = -math.inf, 0  # see `_system`
         self._reported = (0, 0, 0, 0)  # (dropped, unsent, queue full, clock faults) as last reported
@@ -256,6 +262,7 @@ class Daemon:
     def _take_input(self, now: float) -> None:
         for data, arrived in self.ports.poll(now):
             self.counters.received += 1
+            self._last_input = now
             self.handle(data, now, arrived)
 
     def _ticks(self, now: float):
@@ -304,14 +311,16 @@ class Daemon:
         self.notifier.watchdog(now)
 
     def _wait(self) -> None:
-        """Sleep until the next input poll, or until just before an output deadline and
-        spin the last stretch to it (a sleep alone wakes up to ~1.4 ms late here).
-        Port checks and reports use the slack when a deadline is not close."""
+        """Sleep until the next input poll (`_poll_interval`), or until just before an
+        output deadline and spin the last stretch to it, as long as sleeps overran lately
+        (`Oversleep`: a sleep alone wakes up to ~1.4 ms late here).  Port checks and
+        reports use the slack when a deadline is not close."""
         now = time.monotonic()
         deadlines = [self.schedule.next_time(), self.driver.wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
+        spin = self._oversleep.spin
         if due - now > 4 * SPIN_S:
             if now >= self._next_check:
                 self._next_check = now + CHECK_S
@@ -320,11 +329,28 @@ class Daemon:
                 self._next_report = now + REPORT_S
                 self._report()
             now = time.monotonic()
-        if due - now > SPIN_S:
-            time.sleep(min(POLL_S, due - now - SPIN_S))
+        if due - now > spin:
+            wake = min(self._poll_interval(now), due - now - spin)
+            time.sleep(wake)
+            self._oversleep.add(time.monotonic() - now - wake)
             return
         while time.monotonic() < due:
             pass
+
+    def _poll_interval(self, now: float) -> float:
+        """How long the loop may sleep before it polls its input again (issue 19: a daemon
+        that waits in the background costs next to nothing).  The input's times come from
+        the MIDI system (`jazzd.live.stamps`), so a later poll changes only when jazzd
+        acts on a message, not when it was heard.  Every millisecond while that matters:
+        thru (the player's notes go out again at once) and a running MIDI clock (a beat
+        begins when its pulse is read, and the engine plans that beat's notes then);
+        every 5 ms while the player plays (what jazzd plays changes that much later, a
+        few milliseconds into a note); every 20 ms when nothing came in for `ACTIVE_S`.
+        Deadlines (notes, beats, clock pulses) are met as before whatever this says."""
+        if self.cfg.midi.thru or (self.follower is not None and self.follower.running
+                                  and now - self._last_input < ACTIVE_S):
+            return POLL_S
+        return POLL_ACTIVE_S if now - self._last_input < ACTIVE_S else POLL_IDLE_S
 
     # --- ports that come and go ---------------------------------------------------------------
     def _check_ports(self, now: float) -> None:
@@ -658,6 +684,31 @@ def _request_forget(daemon: Daemon):
     def handler(signum, frame):
         daemon.forget_requested = True
     return handler
+
+
+class Oversleep:
+    """How long before a deadline the loop stops sleeping and spins: as long as its sleeps
+    overran lately (the 98th percentile of the last `SAMPLES`, and `MARGIN_S` more), within
+    [`MIN_S`, SPIN_S].  A sleep here overruns by about 0.15 ms when the machine is quiet
+    and by milliseconds when it is busy (../shared/notes/realtime.md); a fixed 1.5 ms spin
+    before every note and clock pulse cost about 10% of a core at 160 bpm with clock out,
+    while a spin that follows the overruns costs what the machine makes it cost."""
+
+    SAMPLES = 64
+    MARGIN_S = 0.0001
+    MIN_S = 0.0002
+
+    def __init__(self) -> None:
+        self._late: deque[float] = deque(maxlen=self.SAMPLES)
+        self._count = 0
+        self.spin = SPIN_S  # until it has measured
+
+    def add(self, late: float) -> None:
+        self._late.append(late)
+        self._count += 1
+        if self._count % 16 == 0:
+            ordered = sorted(self._late)
+            self.spin = min(SPIN_S, max(self.MIN_S, ordered[int(0.98 * (len(ordered) - 1))] + self.MARGIN_S))
 
 
 def set_realtime(log_warning=log.warning) -> bool:

@@ -1,0 +1,130 @@
+"""What jazzd costs in CPU while it waits and while it plays, with its timing beside it, as JSON.
+
+    python bench/cpu.py [--seconds 30] [--model PATH]
+
+On a private JACK server (dummy driver, 48 kHz, period 64), `jazzd run` in four
+situations, each for --seconds after a 2 s warm-up, with the process's CPU time from
+/proc (user + system, % of one core):
+- idle_call: call mode on its own clock, nothing played;
+- idle_stopped_clock: following MIDI clock whose transport is stopped (a DAW that sends
+  clock while stopped: 24 pulses a beat at 120 bpm, no Start);
+- duet_160: duet at 160 bpm on its own clock with `--clock-out`, a chord held (as
+  bench/timing.py), its note onsets against the grid of its own clock pulses;
+- solo_240: solo at 240 bpm, the same measures.
+Timing, where jazzd plays: note onsets against every clock pulse it sent (ms: median, p99,
+max), and its clock pulses against their fitted line (the pulse send error, p99), all
+timed by JACK where they reached this client (rtmidi's deltas), not when this process
+read them.  This process sleeps 2 ms between reads, so it costs little itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
+from timing import PERIOD, RATE, clients, emit, error_stats, grid_errors, proc_stats, start_jack, start_jazzd  # noqa: E402
+
+from jazzd.live.stamps import Arrivals  # noqa: E402
+
+CHORD = [[0x90, n, 70] for n in (50, 53, 57)]
+WARM_UP_S = 2.0
+
+
+def run(kbd, rec, seconds: float, pulse_s: float | None = None) -> list[tuple[float, bytes]]:
+    """Read what jazzd sends for `seconds`, timed by JACK; with `pulse_s`, send MIDI clock
+    pulses (0xF8, no Start) that far apart meanwhile."""
+    stamps, got = Arrivals(), []
+    start = time.monotonic()
+    next_pulse = start
+    while (now := time.monotonic()) - start < seconds:
+        while pulse_s is not None and next_pulse <= now:
+            kbd.send_message([0xF8])
+            next_pulse += pulse_s
+        batch = []
+        while (item := rec.get_message()) is not None:
+            batch.append(item)
+        got += zip(stamps.stamp([d for _, d in batch], time.monotonic()), (bytes(m) for m, _ in batch),
+                   strict=True)
+        time.sleep(0.002)
+    return got
+
+
+def timing(got, tempo: float) -> dict:
+    pulses = np.array([t for t, m in got if m == b"\xf8"])
+    if len(pulses) < 48:
+        return {"error": f"only {len(pulses)} clock pulses received"}
+    k = np.round((pulses - pulses[0]) / (60.0 / tempo / 24))
+    spp, origin = np.polyfit(k, pulses, 1)
+    ons = np.array([t for t, m in got if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0])
+    out = {"notes": int(len(ons))}
+    if len(ons):
+        out.update(error_stats(grid_errors(ons, origin, spp, pulses=1), PERIOD / RATE * 1000))
+    residual = np.abs(pulses - (origin + k * spp)) * 1000
+    out["pulse_error_ms"] = {"median": round(float(np.median(residual)), 3),
+                             "p99": round(float(np.percentile(residual, 99)), 3)}
+    return out
+
+
+def situation(tmp: Path, server: str, args: list[str], seconds: float, pulse_s=None, chord=False,
+              tempo: float | None = None) -> dict:
+    proc, _ready, _sock = start_jazzd(tmp, server, args)
+    kbd, rec = clients(server)
+    try:
+        if chord:
+            for m in CHORD:
+                kbd.send_message(m)
+        run(kbd, rec, WARM_UP_S, pulse_s)
+        _, cpu0 = proc_stats(proc.pid)
+        t0 = time.monotonic()
+        got = run(kbd, rec, seconds, pulse_s)
+        _, cpu1 = proc_stats(proc.pid)
+        out = {"args": args, "cpu_percent": round((cpu1 - cpu0) / (time.monotonic() - t0) * 100, 2)}
+        if tempo is not None:
+            out.update(timing(got, tempo))
+        return out
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(10)
+        kbd.close_port()
+        rec.close_port()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--model", default=None)
+    args = parser.parse_args()
+    model = ["--model", args.model] if args.model else []
+    server = f"jazzd-cpu-{os.getpid()}"
+    jack = start_jack(server)
+    tmp = Path(tempfile.mkdtemp(prefix="jazzd-cpu-"))
+    out: dict = {"bench": "cpu", "seconds": args.seconds,
+                 "jack": {"rate": RATE, "period": PERIOD, "period_ms": PERIOD / RATE * 1000}}
+    try:
+        out["idle_call"] = situation(tmp, server, ["--mode", "call", "--tempo", "120", *model], args.seconds)
+        out["idle_stopped_clock"] = situation(tmp, server, ["--mode", "solo", "--clock", "midi", *model],
+                                              args.seconds, pulse_s=60.0 / 120 / 24)
+        out["duet_160"] = situation(tmp, server, ["--mode", "duet", "--tempo", "160", "--clock-out", *model],
+                                    args.seconds, chord=True, tempo=160.0)
+        out["solo_240"] = situation(tmp, server, ["--mode", "solo", "--tempo", "240", "--clock-out", *model],
+                                    args.seconds, tempo=240.0)
+    finally:
+        jack.send_signal(signal.SIGTERM)
+        jack.wait(10)
+        shutil.rmtree(tmp, ignore_errors=True)
+    emit(out)
+
+
+if __name__ == "__main__":
+    main()
