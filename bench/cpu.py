@@ -1,8 +1,9 @@
 """What jazzd costs in CPU while it waits and while it plays, with its timing beside it, as JSON.
 
-    python bench/cpu.py [--seconds 30] [--model PATH]
+    python bench/cpu.py [--seconds 30] [--period 64,256] [--model PATH]
 
-On a private JACK server (dummy driver, 48 kHz, period 64), `jazzd run` in four
+On a private JACK server (dummy driver, 48 kHz; at each --period: 64 frames is what the
+tests and bench/timing.py use, 256 what issue 19 measured on), `jazzd run` in four
 situations, each for --seconds after a 2 s warm-up, with the process's CPU time from
 /proc (user + system, % of one core):
 - idle_call: call mode on its own clock, nothing played;
@@ -15,6 +16,10 @@ Timing, where jazzd plays: note onsets against every clock pulse it sent (ms: me
 max), and its clock pulses against their fitted line (the pulse send error, p99), all
 timed by JACK where they reached this client (rtmidi's deltas), not when this process
 read them.  This process sleeps 2 ms between reads, so it costs little itself.
+
+Part of the cost is JACK's, not jazzd's loop: rtmidi makes one JACK client per direction,
+and JACK runs each one's process callback (a thread of jazzd's process) every period, 750
+times a second at 64 frames, whatever jazzd does.
 """
 
 from __future__ import annotations
@@ -33,7 +38,16 @@ import numpy as np
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
-from timing import PERIOD, RATE, clients, emit, error_stats, grid_errors, proc_stats, start_jack, start_jazzd  # noqa: E402
+from timing import (  # noqa: E402
+    RATE,
+    clients,
+    emit,
+    error_stats,
+    grid_errors,
+    proc_stats,
+    start_jack,
+    start_jazzd,
+)
 
 from jazzd.live.stamps import Arrivals  # noqa: E402
 
@@ -60,24 +74,24 @@ def run(kbd, rec, seconds: float, pulse_s: float | None = None) -> list[tuple[fl
     return got
 
 
-def timing(got, tempo: float) -> dict:
+def timing(got, tempo: float, period: int) -> dict:
     pulses = np.array([t for t, m in got if m == b"\xf8"])
     if len(pulses) < 48:
         return {"error": f"only {len(pulses)} clock pulses received"}
     k = np.round((pulses - pulses[0]) / (60.0 / tempo / 24))
     spp, origin = np.polyfit(k, pulses, 1)
     ons = np.array([t for t, m in got if len(m) == 3 and m[0] & 0xF0 == 0x90 and m[2] > 0])
-    out = {"notes": int(len(ons))}
+    out = {"notes": len(ons)}
     if len(ons):
-        out.update(error_stats(grid_errors(ons, origin, spp, pulses=1), PERIOD / RATE * 1000))
+        out.update(error_stats(grid_errors(ons, origin, spp, pulses=1), period / RATE * 1000))
     residual = np.abs(pulses - (origin + k * spp)) * 1000
     out["pulse_error_ms"] = {"median": round(float(np.median(residual)), 3),
                              "p99": round(float(np.percentile(residual, 99)), 3)}
     return out
 
 
-def situation(tmp: Path, server: str, args: list[str], seconds: float, pulse_s=None, chord=False,
-              tempo: float | None = None) -> dict:
+def situation(tmp: Path, server: str, period: int, args: list[str], seconds: float, pulse_s=None,
+              chord=False, tempo: float | None = None) -> dict:
     proc, _ready, _sock = start_jazzd(tmp, server, args)
     kbd, rec = clients(server)
     try:
@@ -91,7 +105,7 @@ def situation(tmp: Path, server: str, args: list[str], seconds: float, pulse_s=N
         _, cpu1 = proc_stats(proc.pid)
         out = {"args": args, "cpu_percent": round((cpu1 - cpu0) / (time.monotonic() - t0) * 100, 2)}
         if tempo is not None:
-            out.update(timing(got, tempo))
+            out.update(timing(got, tempo, period))
         return out
     finally:
         proc.send_signal(signal.SIGTERM)
@@ -103,26 +117,30 @@ def situation(tmp: Path, server: str, args: list[str], seconds: float, pulse_s=N
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=30.0)
+    parser.add_argument("--period", default="64,256", help="JACK periods (frames), comma-separated")
     parser.add_argument("--model", default=None)
     args = parser.parse_args()
     model = ["--model", args.model] if args.model else []
-    server = f"jazzd-cpu-{os.getpid()}"
-    jack = start_jack(server)
-    tmp = Path(tempfile.mkdtemp(prefix="jazzd-cpu-"))
-    out: dict = {"bench": "cpu", "seconds": args.seconds,
-                 "jack": {"rate": RATE, "period": PERIOD, "period_ms": PERIOD / RATE * 1000}}
-    try:
-        out["idle_call"] = situation(tmp, server, ["--mode", "call", "--tempo", "120", *model], args.seconds)
-        out["idle_stopped_clock"] = situation(tmp, server, ["--mode", "solo", "--clock", "midi", *model],
-                                              args.seconds, pulse_s=60.0 / 120 / 24)
-        out["duet_160"] = situation(tmp, server, ["--mode", "duet", "--tempo", "160", "--clock-out", *model],
-                                    args.seconds, chord=True, tempo=160.0)
-        out["solo_240"] = situation(tmp, server, ["--mode", "solo", "--tempo", "240", "--clock-out", *model],
-                                    args.seconds, tempo=240.0)
-    finally:
-        jack.send_signal(signal.SIGTERM)
-        jack.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    out: dict = {"bench": "cpu", "seconds": args.seconds, "rate": RATE}
+    for period in (int(p) for p in args.period.split(",")):
+        server = f"jazzd-cpu-{os.getpid()}-{period}"
+        jack = start_jack(server, period)
+        tmp = Path(tempfile.mkdtemp(prefix="jazzd-cpu-"))
+        res: dict = {"period_ms": round(period / RATE * 1000, 3)}
+        try:
+            res["idle_call"] = situation(tmp, server, period, ["--mode", "call", "--tempo", "120", *model],
+                                         args.seconds)
+            res["idle_stopped_clock"] = situation(tmp, server, period, ["--mode", "solo", "--clock", "midi", *model],
+                                                  args.seconds, pulse_s=60.0 / 120 / 24)
+            res["duet_160"] = situation(tmp, server, period, ["--mode", "duet", "--tempo", "160", "--clock-out",
+                                                              *model], args.seconds, chord=True, tempo=160.0)
+            res["solo_240"] = situation(tmp, server, period, ["--mode", "solo", "--tempo", "240", "--clock-out",
+                                                              *model], args.seconds, tempo=240.0)
+        finally:
+            jack.send_signal(signal.SIGTERM)
+            jack.wait(10)
+            shutil.rmtree(tmp, ignore_errors=True)
+        out[f"period_{period}"] = res
     emit(out)
 
 

@@ -164,17 +164,18 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
             "plays moves its line off that grid and counts here as error)", phases, " ms")
         add("flood", "private memory growth under the flood", _get(r, "flood", "rss_growth_mb"), " MB")
     r = results.get("cpu", {})
-    if r and "skipped" not in r:
+    for per in sorted((k for k in r if k.startswith("period_")), key=lambda k: int(k.split("_")[1])):
+        frames = per.split("_")[1]
         for key, label in (("idle_call", "waiting in call mode, nothing played"),
                            ("idle_stopped_clock", "following a stopped MIDI clock (pulses, no Start)"),
                            ("duet_160", "duet at 160 bpm, sending clock"),
                            ("solo_240", "solo at 240 bpm, sending clock")):
-            c = r.get(key, {})
-            add("cpu", f"{label}: CPU (% of a core)", c.get("cpu_percent"), " %")
+            c = r[per].get(key, {})
+            add("cpu", f"period {frames}: {label}: CPU (% of a core)", c.get("cpu_percent"), " %")
             if "onset_error_ms" in c:
                 e = c["onset_error_ms"]
-                add("cpu", f"{label}: onset error against its clock pulses (median / p99), pulse error p99",
-                    f"{e['median']} / {e['p99']} ms, {_get(c, 'pulse_error_ms', 'p99')}", " ms")
+                add("cpu", f"period {frames}: {label}: onset error against its clock pulses (median / p99), "
+                    "pulse error p99", f"{e['median']} / {e['p99']} ms, {_get(c, 'pulse_error_ms', 'p99')}", " ms")
     for name in BENCHES:
         r = results.get(name)
         if r is not None and "skipped" in r:

@@ -68,11 +68,11 @@ def die_with_parent() -> None:
     ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
-def start_jack(name: str) -> subprocess.Popen:
+def start_jack(name: str, period: int = PERIOD) -> subprocess.Popen:
     jackd = shutil.which("jackd")
     if not jackd:
         sys.exit("bench/timing.py needs jackd: apt-get install jackd2")
-    proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+    proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
                    check=True, capture_output=True)
