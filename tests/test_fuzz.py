@@ -384,7 +384,8 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
     # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
     cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi", "engine.seed": seed + 1,
-                                 "call.turn_taking": "silence", "engine.feel": "straight"}, system_paths=[])
+                                 "call.turn_taking": "silence", "engine.feel": "straight",
+                                 "engine.articulation": "legato"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     storm = clock_storm(seed, until_beat=14)

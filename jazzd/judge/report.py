@@ -78,6 +78,7 @@ class Options:
     calls: int = 600  # call-and-answer pairs for the listening measure (0: none)
     listen_overrides: dict = field(default_factory=dict)  # {Settings field: value} for it
     feel: str = "wjd"     # the generated solos' time feel (engine.feel)
+    articulation: str = "wjd"  # their note lengths (engine.articulation)
     progress: bool = True
 
 
@@ -196,7 +197,8 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
         bars = len(progression)
         engine = Engine(Runtime(bundle), np.random.default_rng(opts.seed + k),
                         Settings(mode="solo", beats_per_bar=progression.beats_per_bar,
-                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel),
+                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel,
+                                 articulation=opts.articulation),
                         progression=progression)
         notes = render(engine, bars, opts.tempo)
         title = f"{name}-{k + 1:03d}-{real.name}"

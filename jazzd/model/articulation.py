@@ -44,6 +44,7 @@ CLASSES = (("16th", 0.29), ("8th triplet", 0.42), ("8th", 0.75), ("quarter", 1.5
 TEMPO_BANDS = (("slow", 120.0), ("medium", 200.0), ("fast", math.inf))  # bpm, upper bound exclusive
 POSITIONS = ("on", "off")
 ON_BEAT = 1 / 24  # an onset within this many beats of a beat is on it
+PHRASE_REST = 1.0  # beats of silence after a note that make it a phrase's last
 QUANTILES = tuple(k / 20 for k in range(21))
 ANY = "*"
 # The lookup order: the full cell, then with tempo merged, then position too, then phrase
@@ -142,6 +143,15 @@ def from_json(data, where: str = "articulation table") -> Articulation:
     if cell_key(ANY, ANY, ANY, ANY) not in cells:
         raise InputError(f"{where}: no cell for all notes ('*|*|*|*'); {fix}")
     return Articulation(cells, dict(data.get("info") or {}))
+
+
+def shipped_articulation() -> Articulation | None:
+    """The shipped articulation table, or None when it is missing (then notes are held
+    for their whole value, as `articulation = legato`)."""
+    from jazzd.model.shipped import default_articulation
+
+    path = default_articulation()
+    return load_articulation(path) if path.is_file() else None
 
 
 def load_articulation(path) -> Articulation:
