@@ -57,6 +57,16 @@ MAX_PLAYER_FACTOR = 2.0
 _EPS = 1e-6
 
 
+def tatum(onset: float, end: float) -> float:
+    """The tatum step (beats) a transcription would measure a note from `onset` to `end`
+    in (ingest: 1/division of its beat, at most 1/2): the coarsest of 1/2, 1/3, 1/4 on
+    which both lie, else 1/12."""
+    for step in (1 / 2, 1 / 3, 1 / 4, 1 / 6):
+        if all(abs(x / step - round(x / step)) < 1e-4 for x in (onset, end)):
+            return step
+    return 1 / 12
+
+
 class Articulate:
     def __init__(self, table: Articulation | None, rng: np.random.Generator):
         self.table = table
@@ -120,7 +130,12 @@ class Articulate:
             else:
                 class_span = nxt - g_on
                 span = length * class_span / value if value > _EPS else length
-            share = self.table.held_share(class_span, g_on, tempo, final, self.rng)
+            # The value is the played length rounded to its tatum step: the share lies
+            # where that rounding would give this value.
+            half = tatum(g_on, g_end) / 2
+            lo = max(value - half, 0.0) / class_span if class_span > _EPS else 0.0
+            hi = min((value + half) / class_span, 1.0) if class_span > _EPS else 1.0
+            share = self.table.held_share(class_span, g_on, tempo, final, self.rng, lo, hi)
             share = min(share * factor, 1.0)
             held = span * (1.0 - amount * (1.0 - share))
             off = on + min(held, length)
