@@ -15,7 +15,8 @@ the LSTM in order.  At each beat tick (and at the wake-up times it asks for) it
   over the progression with no input);
 - plans the notes that start before the horizon (the next beat, plus `lookahead - 1`
   more), with the latest known chord, and commits them: they come back as `Out` events
-  with absolute times.  Its own notes tile time, so no two overlap, and every note on
+  with absolute times, as the rendition plays them (`_emit`: the feel places them,
+  `jazzd.play.feel`, then the articulation sets their note offs, `jazzd.play.articulation`).  Its own notes tile time, so no two overlap, and every note on
   is returned with its note off.
 If the player comes back during an answer (and `interrupt` is on), the answer ends at
 once: everything scheduled from then on is cancelled and sounding notes are released.
