@@ -88,8 +88,9 @@ def start_jazzd(tmp: Path, server: str, args: list[str]):
     t0 = time.monotonic()
     # stderr to a file: a pipe nobody reads fills at 64 kB and then blocks jazzd
     with open(tmp / "jazzd.stderr", "a") as err:
-        # feel = straight: the benches time jazzd's notes against the beat grid
+        # feel = straight, articulation = legato: the benches time jazzd's notes against the beat grid
         proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--backend", "jack", "--feel", "straight",
+                                 "--articulation", "legato",
                                  *args],
                                 env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=err, text=True,
                                 preexec_fn=die_with_parent)

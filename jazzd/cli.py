@@ -116,11 +116,14 @@ def _cmd_generate(args) -> int:
         raise ConfigError("--bars and --tempo must be positive, --temperature at least 0, --top-p in (0, 1]")
     if not 0 <= args.feel_amount <= 1:
         raise ConfigError(f"--feel-amount {args.feel_amount:g}: must be from 0 (straight) to 1")
+    if not 0 <= args.articulation_amount <= 1:
+        raise ConfigError(f"--articulation-amount {args.articulation_amount:g}: must be from 0 (legato) to 1")
     progression = parse_progression(args.chords or DEFAULT_CHANGES)
     bundle = load_bundle(args.model or default_model())
     engine = Engine(Runtime(bundle), np.random.default_rng(args.seed),
                     Settings(mode="solo", temperature=args.temperature, top_p=args.top_p, feel=args.feel,
-                             feel_amount=args.feel_amount),
+                             feel_amount=args.feel_amount, articulation=args.articulation,
+                             articulation_amount=args.articulation_amount),
                     progression=progression)
     if args.prime:
         _prime(engine.soloist, args.prime)
@@ -178,7 +181,7 @@ def _cmd_report(args) -> int:
                    compare_names=args.compare_name or [], compare_models=args.compare_model or [], bars=args.bars, samples=args.samples, seed=args.seed,
                    temperature=args.temperature, top_p=args.top_p, tempo=args.tempo, calls=args.calls,
                    listen_overrides=_listen_overrides(args.listen_set or []), progress=not args.quiet,
-                   feel=args.feel)
+                   feel=args.feel, articulation=args.articulation)
     result = run_report(opts)
     out = Path(args.output)
     print(f"wrote {out / 'report.md'}, {out / 'metrics.json'}, {len(result['plots'])} plots and "
@@ -223,7 +226,8 @@ def _overrides(args) -> dict:
     for key, value in (("model.path", args.model), ("model.memory", args.memory), ("midi.backend", args.backend),
                        ("midi.input", args.input), ("midi.output", args.output),
                        ("engine.mode", args.mode), ("clock.tempo", args.tempo),
-                       ("clock.source", args.clock), ("engine.feel", args.feel)):
+                       ("clock.source", args.clock), ("engine.feel", args.feel),
+                       ("engine.articulation", args.articulation)):
         if value is not None:
             overrides[key] = value
     if args.clock_out:
@@ -357,6 +361,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="time feel: wjd = swung eighths and laid-back downbeats as the WJD soloists played "
                         "at this tempo (default), straight = on the beat grid")
     p.add_argument("--feel-amount", type=float, default=1.0, metavar="X", help="how much of the feel, 0-1")
+    p.add_argument("--articulation", default="wjd", choices=["wjd", "legato"],
+                   help="note lengths: wjd = each note held for the share of its span the WJD soloists hold "
+                        "such a note (default), legato = for its whole value")
+    p.add_argument("--articulation-amount", type=float, default=1.0, metavar="X",
+                   help="how much of the articulation, 0 (legato) to 1")
     p.add_argument("--prime", metavar="CALL.mid", help="a played phrase to continue from")
     p.add_argument("--png", metavar="OUT.png", help="also draw a piano roll (needs matplotlib)")
     p.set_defaults(func=_cmd_generate)
@@ -406,6 +415,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "repeatable")
     p.add_argument("--feel", default="wjd", choices=["wjd", "straight"],
                    help="time feel of the generated solos and answers (default wjd; straight = on the grid)")
+    p.add_argument("--articulation", default="wjd", choices=["wjd", "legato"],
+                   help="note lengths of the generated solos (default wjd: held as the WJD soloists hold "
+                        "notes; legato = whole values)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_report)
 
@@ -425,6 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="keep time, follow MIDI clock, or join an Ableton Link session (the link extra)")
     settings.add_argument("--feel", choices=["wjd", "player", "straight"],
                           help="time feel: swing as the WJD soloists (wjd), as the player (player), or none")
+    settings.add_argument("--articulation", choices=["wjd", "player", "legato"],
+                          help="note lengths: held as the WJD soloists (wjd), as the player (player), or whole "
+                               "values (legato)")
     settings.add_argument("--clock-out", action="store_true", help="send MIDI clock (jazzd is the master)")
     settings.add_argument("--realtime", action="store_true", help="ask for SCHED_FIFO")
     settings.add_argument("--set", action="append", metavar="SECTION.KEY=VALUE",

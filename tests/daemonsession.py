@@ -34,8 +34,9 @@ class Session:
         env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "JACK_NO_START_SERVER": "1",
                "JACK_DEFAULT_SERVER": jack_server.name, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
                "OPENBLAS_NUM_THREADS": "1", **(env or {})}
-        # feel = straight: the daemon's tests time its notes against the beat grid
+        # feel = straight, articulation = legato: the daemon's tests time its notes against the beat grid
         cmd = [sys.executable, "-m", "jazzd", "run", "--backend", "jack", "--tempo", str(TEMPO), "--feel", "straight",
+               "--articulation", "legato",
                *(["--model", str(self.model)] if model_flag else []), *args]
         # stderr goes to a file, as under systemd to the journal: a pipe nobody reads
         # fills at 64 kB, and then jazzd (and rtmidi's JACK thread) block writing to it.

@@ -39,7 +39,8 @@ DOCUMENTED = {
     "engine": {"mode": "call", "split": 60, "chord_channel": 0, "melody_channel": 0,
                "progression": "", "seed": 0, "temperature": 1.0, "top_p": 0.95, "density": 1.0,
                "imitation": 0.0, "range_low": 55, "range_high": 84, "follow_register": True,
-               "lookahead_beats": 1, "velocity_humanize": 6, "feel": "wjd", "feel_amount": 1.0},
+               "lookahead_beats": 1, "velocity_humanize": 6, "feel": "wjd", "feel_amount": 1.0,
+               "articulation": "wjd", "articulation_amount": 1.0},
     "call": {"silence_beats": 1.0, "max_bars": 4, "min_beats": 1.0, "answer_start": "beat",
              "answer_beats": 0, "interrupt": True, "turn_taking": "model", "end_probability": 0.2,
              "end_silence_beats": 0.5, "continue_silence_beats": 1.25},
@@ -47,6 +48,7 @@ DOCUMENTED = {
     "model": {"path": "", "folder": "", "memory": ""},
     "control": {"temperature_cc": 71, "density_cc": 74, "mode_cc": 80, "answer_length_cc": 81,
                 "panic_cc": 82, "imitation_cc": 85, "forget_cc": 86, "feel_cc": 87,
+                "articulation_cc": 89,
                 "program_change": True},
     "system": {"realtime": False, "watchdog": True, "log_level": "info"},
 }

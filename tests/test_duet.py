@@ -25,7 +25,7 @@ def bundle(tmp_path_factory):
 
 
 def duet(bundle, seed=1, **kw):
-    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="duet", **{"feel": "straight", **kw}))  # on the grid
+    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="duet", **{"feel": "straight", "articulation": "legato", **kw}))  # on the grid
     clock = ManualClock(engine, tempo=120)
     for n in (48, 52, 55):  # C in the left hand from the start, held
         clock.feed(NoteOn(0.0, n, 70))

@@ -27,8 +27,8 @@ def bundle(tmp_path_factory):
 
 
 def make_engine(bundle, seed=1, **kw):
-    # feel = straight: these tests (and the golden log) hold onsets on the beat grid
-    return Engine(Runtime(bundle), np.random.default_rng(seed), Settings(**{"feel": "straight", **kw}))
+    # feel = straight, articulation = legato: these tests (and the golden log) hold notes on the beat grid
+    return Engine(Runtime(bundle), np.random.default_rng(seed), Settings(**{"feel": "straight", "articulation": "legato", **kw}))
 
 
 def log(sent):

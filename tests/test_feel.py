@@ -111,8 +111,9 @@ def shipped():
     return load_bundle(path)
 
 
-def solo(bundle, tempo, feel_name, bars=200, seed=1):
-    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo", feel=feel_name))
+def solo(bundle, tempo, feel_name, bars=200, seed=1, articulation="legato"):
+    engine = Engine(Runtime(bundle), np.random.default_rng(seed),
+                    Settings(mode="solo", feel=feel_name, articulation=articulation))
     return render(engine, bars, tempo)
 
 

@@ -384,7 +384,8 @@ def test_after_a_storm_of_stray_clock_and_transport_bytes_the_next_call_is_answe
     # The beat of silence that ends a call (turn_taking "silence"): these tests are of the
     # clock, and pin the answer's beat; the model's turn-taking is tested in test_engine.
     cfg = load_config(overrides={"model.path": str(model), "clock.source": "midi", "engine.seed": seed + 1,
-                                 "call.turn_taking": "silence", "engine.feel": "straight"}, system_paths=[])
+                                 "call.turn_taking": "silence", "engine.feel": "straight",
+                                 "engine.articulation": "legato"}, system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     storm = clock_storm(seed, until_beat=14)
@@ -473,3 +474,16 @@ def test_the_feel_cc_sets_the_feel_amount(model):
     assert daemon.engine.settings.feel_amount == round(64 / 127, 3)
     drive(daemon, [(0.4, bytes([0xB0, 87, 0]))], 0.6, start=0.3)
     assert daemon.engine.settings.feel_amount == 0.0
+
+
+def test_the_articulation_cc_sets_the_articulation_amount(model):
+    """control.articulation_cc (89): the CC value 0-127 maps to engine.articulation_amount 0-1."""
+    cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1}, system_paths=[])
+    daemon = Daemon(cfg, notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    assert daemon.engine.settings.articulation == "wjd" and daemon.engine.settings.articulation_amount == 1.0
+    drive(daemon, [(0.1, bytes([0xB0, 89, 32]))], 0.3)
+    assert daemon.engine.settings.articulation_amount == round(32 / 127, 3)
+    assert daemon.engine.settings.feel_amount == 1.0  # the feel's CC is another
+    drive(daemon, [(0.4, bytes([0xB0, 89, 0]))], 0.6, start=0.3)
+    assert daemon.engine.settings.articulation_amount == 0.0

@@ -70,7 +70,7 @@ def tiny(tmp_path_factory):
 def solo(bundle, seed: int):
     """A solo rendered as `jazzd generate` renders it, and its whole timeline: every value
     (rests too) as (onset, value), from an unbounded copy of the engine's trace."""
-    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo", feel="straight"),
+    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo", feel="straight", articulation="legato"),
                     progression=parse_progression(DEFAULT_CHANGES))
     engine.trace = deque()  # the engine keeps only the last 512 values
     notes = render(engine, BARS, TEMPO)
@@ -112,7 +112,7 @@ def test_jazzd_generate_writes_no_note_across_a_beat_from_off_the_grid(tmp_path)
     """The issue's reproduction, through the command and its MIDI file: a note that starts
     off the grid ends by the next beat (the drifting line held eighths across every beat)."""
     out = tmp_path / "x.mid"
-    assert main(["generate", "--bars", str(BARS), "--tempo", str(TEMPO), "--seed", "11", "--feel", "straight", "-o", str(out)]) == 0
+    assert main(["generate", "--bars", str(BARS), "--tempo", str(TEMPO), "--seed", "11", "--feel", "straight", "--articulation", "legato", "-o", str(out)]) == 0
     mid = mido.MidiFile(out)
     tpb, t, sounding, notes = mid.ticks_per_beat, 0, {}, []
     for msg in mid.tracks[1]:  # the solo
@@ -132,7 +132,7 @@ def test_jazzd_generate_writes_no_note_across_a_beat_from_off_the_grid(tmp_path)
 def test_answers_and_duets_keep_the_beat_too(tiny, notes, mode, seed, tempo):
     """In every mode, with a player coming and going: a note of the engine's that starts
     off the grid ends by the next beat (the tiny model mixes eighths and triplets freely)."""
-    engine = Engine(Runtime(tiny), np.random.default_rng(seed), Settings(mode=mode, feel="straight"))
+    engine = Engine(Runtime(tiny), np.random.default_rng(seed), Settings(mode=mode, feel="straight", articulation="legato"))
     clock = ManualClock(engine, tempo=tempo)
     script = [NoteOn(0.0, n, 70) for n in (48, 52, 55)]  # a chord to play over
     for t, note, length in notes:
@@ -172,7 +172,7 @@ def test_a_silence_becomes_rests_split_at_bar_lines(start, end, bar_lines, expec
 def test_the_engine_hears_a_silence_as_training_read_it(tiny):
     """Every piece of a gap, however short, as the WJD and MIDI readers write it (the
     engine used to drop a last piece shorter than 1/12 beat)."""
-    engine = Engine(Runtime(tiny), np.random.default_rng(0), Settings(mode="solo", feel="straight"))
+    engine = Engine(Runtime(tiny), np.random.default_rng(0), Settings(mode="solo", feel="straight", articulation="legato"))
     heard = []
     engine.soloist.hear = lambda value, bar_pos, first, chord, midi=None: heard.append((bar_pos, first, value))
     engine._cursor = 2.5

@@ -185,7 +185,7 @@ GOLDEN_SOLO = [
 
 
 def solo(bundle, seed=5):
-    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo", feel="straight"),
+    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="solo", feel="straight", articulation="legato"),
                     progression=parse_progression("Dm7 G7 | Cmaj7 % | F7 | E7 A7"))
     return [(round(n.onset, 3), n.midi) for n in render(engine, 4, 120)]
 

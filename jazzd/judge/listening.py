@@ -370,9 +370,10 @@ def call_settings(bpb: int, temperature: float = 1.0, top_p: float = 0.95,
     from jazzd.play.settings import Settings
 
     # feel = straight: the answers are compared with real phrases on the beat grid (the
-    # feel moves when notes sound, never which notes: `--listen-set engine.feel=...`).
+    # feel moves when notes sound, never which notes: `--listen-set engine.feel=...`); articulation =
+    # legato: their lengths as planned, as the real phrases are encoded.
     s = Settings(mode="call", beats_per_bar=bpb, temperature=temperature, top_p=top_p,
-                 melody_channel=0, chord_channel=1, feel="straight")
+                 melody_channel=0, chord_channel=1, feel="straight", articulation="legato")
     if overrides:
         names = {f.name for f in fields(Settings)}
         unknown = sorted(set(overrides) - names)

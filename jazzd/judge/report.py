@@ -29,6 +29,10 @@ loaded once.  Then: the model's likelihood on the real set as measured (so withi
 the training solos (`jazzd.judge.copying`), and the MGEval distances of each set to the real
 set (`jazzd.judge.mgeval`), with the real set split in two halves as the floor of what "as
 close as real solos are to each other" looks like.
+The note-length histogram and the real-or-generated test hear lengths as they sound
+(`played_set`): the real WJD solos' as played (`as_played`), the rendered sets' as the
+engine played them after its feel and articulation (`as_rendered`); every other metric
+counts the notes as planned on the grid, as the grammar encodes them.
 
 Writes into the output folder: report.md, metrics.json, plots/*.png, midi/*.mid.
 """
@@ -78,6 +82,7 @@ class Options:
     calls: int = 600  # call-and-answer pairs for the listening measure (0: none)
     listen_overrides: dict = field(default_factory=dict)  # {Settings field: value} for it
     feel: str = "wjd"     # the generated solos' time feel (engine.feel)
+    articulation: str = "wjd"  # their note lengths (engine.articulation)
     progress: bool = True
 
 
@@ -126,12 +131,25 @@ def as_played(solo: Solo, path) -> Solo:
     """A WJD solo with each note's length as it sounded (the transcription's seconds over
     the local beat, at most up to the next onset) instead of as ingest encodes it
     (rounded to the note's tatum grid, which holds 77% of the notes to the next onset
-    against 20% as played): what the real-or-generated test hears."""
-    from dataclasses import replace
-
+    against 20% as played): what the real-or-generated test and the note-length
+    histogram hear."""
     from jazzd.data.ingest.wjazzd import played_notes
 
-    sounded = {round(n.onset, 6): n.length for n in played_notes(path)}
+    return with_lengths(solo, {round(n.onset, 6): n.length for n in played_notes(path)})
+
+
+def as_rendered(solo: Solo, notes) -> Solo:
+    """A generated solo (its notes on the grid, as planned) with each note's length as
+    the engine played it (`render.Note.dur`: after the feel and the articulation, in
+    beats), at most up to the next onset: the generated side of `as_played`."""
+    return with_lengths(solo, {round(n.grid[0] if n.grid else n.onset, 6): n.dur for n in notes})
+
+
+def with_lengths(solo: Solo, sounded: dict[float, float]) -> Solo:
+    """The solo with the lengths of `sounded` ({onset rounded to 6 places: length in
+    beats}) for the notes it names, each at most up to the next onset."""
+    from dataclasses import replace
+
     notes = list(solo.notes)
     for k, n in enumerate(notes):
         length = sounded.get(round(n.onset, 6))
@@ -196,7 +214,8 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
         bars = len(progression)
         engine = Engine(Runtime(bundle), np.random.default_rng(opts.seed + k),
                         Settings(mode="solo", beats_per_bar=progression.beats_per_bar,
-                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel),
+                                 temperature=opts.temperature, top_p=opts.top_p, feel=opts.feel,
+                                 articulation=opts.articulation),
                         progression=progression)
         notes = render(engine, bars, opts.tempo)
         title = f"{name}-{k + 1:03d}-{real.name}"
@@ -209,6 +228,17 @@ def render_set(bundle, real_pieces: list[Piece], opts: Options, midi_dir: Path |
     if progress:
         progress.close()
     return out
+
+
+def played_set(s: SoloSet, real_jobs) -> list[Solo]:
+    """A set's solos with their lengths as they sound: the real WJD solos as played, the
+    rendered sets as rendered, MIDI sets as they are."""
+    if s.kind == "real":
+        return [as_played(solo, path) if fmt == "wjazzd" else solo
+                for solo, (path, fmt) in zip(s.solos, real_jobs, strict=True)]
+    if s.rendered:
+        return [as_rendered(solo, notes) for solo, (notes, _, _) in zip(s.solos, s.rendered, strict=True)]
+    return list(s.solos)
 
 
 def training_index(bundle, jobs, fmt: str, progress: bool, read: dict | None = None):
@@ -251,10 +281,21 @@ def set_summary(solos: list[Solo], feats: dict[str, np.ndarray]) -> dict:
     return out
 
 
-def feature_table(solos: list[Solo]) -> dict[str, np.ndarray]:
-    """pieces x values, per feature."""
+# The features read from note lengths as they sound (the rest, rhythm included, count
+# the notes as planned on the grid, as the grammar encodes them).
+PLAYED = ("duration_histogram",)
+
+
+def feature_table(solos: list[Solo], played: list[Solo] | None = None) -> dict[str, np.ndarray]:
+    """pieces x values, per feature; the note-length histogram (`PLAYED`) from `played`
+    (the same solos with their lengths as played or rendered: `as_played`,
+    `as_rendered`) when given, so real and generated lengths are compared like with like."""
     per_piece = [features(s) for s in solos]
-    return {name: np.array([f[name] for f in per_piece]) for name in FEATURES}
+    table = {name: np.array([f[name] for f in per_piece]) for name in FEATURES}
+    if played is not None:
+        for name in PLAYED:
+            table[name] = np.array([np.atleast_1d(np.asarray(FEATURES[name][1](s), dtype=float)) for s in played])
+    return table
 
 
 def distances(real: dict[str, np.ndarray], other: dict[str, np.ndarray]) -> dict:
@@ -339,7 +380,8 @@ def run_report(opts: Options) -> dict:
     likelihood = evaluate_pieces(bundle, real_pieces)
     index = training_index(bundle, all_jobs, opts.fmt, opts.progress, read) if split != "train" else None
 
-    tables = {s.name: feature_table(s.solos) for s in sets}
+    played = {s.name: played_set(s, real_jobs) for s in sets}
+    tables = {s.name: feature_table(s.solos, played[s.name]) for s in sets}
     real = tables["real"]
     result = {
         "jazzd": __version__,
@@ -373,10 +415,7 @@ def run_report(opts: Options) -> dict:
                                                                {n: h[1] for n, h in halves.items()})
     from jazzd.judge.realfake import measure as real_or_generated
 
-    played = [as_played(solo, path) if fmt == "wjazzd" else solo
-              for solo, (path, fmt) in zip(sets[0].solos, real_jobs, strict=True)]
-    result["real_or_generated"] = real_or_generated({"real": played, **{s.name: s.solos for s in sets[1:]}},
-                                                    seed=opts.seed)
+    result["real_or_generated"] = real_or_generated(played, seed=opts.seed)
     result["real_or_generated"]["real_durations"] = (
         "as played" if any(fmt == "wjazzd" for _, fmt in real_jobs) else "as encoded")
     result["runtime_s"] = round(time.monotonic() - started, 1)
@@ -460,7 +499,11 @@ def markdown(r: dict) -> str:
         f"solos generated over the changes of the real solos (split: {st['split_used']}), seeds "
         f"{st['seed']}..{st['seed'] + sets['generated']['pieces'] - 1}, temperature {st['temperature']:g}, "
         f"top-p {st['top_p']:g}" + (f", first {st['bars']} bars of every piece" if st["bars"] else "")
-        + f". Ran in {r['runtime_s']:.0f} s. Every number is the mean over the pieces of a set "
+        + f". Generated solos played with feel {st.get('feel', 'wjd')} and articulation "
+        f"{st.get('articulation', 'wjd')}; their metrics count the notes as planned on the grid, but for the "
+        "note-length histogram, which hears lengths as they sound (the real WJD solos' as played, the "
+        "generated as rendered). "
+        f"Ran in {r['runtime_s']:.0f} s. Every number is the mean over the pieces of a set "
         "(± the standard deviation across pieces); `metrics.json` has them all.",
         "",
         *_headline(r),

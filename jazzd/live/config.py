@@ -94,6 +94,7 @@ SHELL_RULES: dict[str, Rule] = {
     "control.imitation_cc": CC_NUMBER,
     "control.forget_cc": CC_NUMBER,
     "control.feel_cc": CC_NUMBER,
+    "control.articulation_cc": CC_NUMBER,
     "control.program_change": Flag(),
     "system.realtime": Flag(),
     "system.watchdog": Flag(),

@@ -502,6 +502,8 @@ class Daemon:
             self.forget()
         elif number == c.feel_cc:
             s.feel_amount = round(value / 127, 3)
+        elif number == c.articulation_cc:
+            s.articulation_amount = round(value / 127, 3)
         else:
             return
         self.notifier.status(self.status_text())

@@ -44,6 +44,7 @@ CLASSES = (("16th", 0.29), ("8th triplet", 0.42), ("8th", 0.75), ("quarter", 1.5
 TEMPO_BANDS = (("slow", 120.0), ("medium", 200.0), ("fast", math.inf))  # bpm, upper bound exclusive
 POSITIONS = ("on", "off")
 ON_BEAT = 1 / 24  # an onset within this many beats of a beat is on it
+PHRASE_REST = 1.0  # beats of silence after a note that make it a phrase's last
 QUANTILES = tuple(k / 20 for k in range(21))
 ANY = "*"
 # The lookup order: the full cell, then with tempo merged, then position too, then phrase
@@ -95,12 +96,19 @@ class Articulation:
                          "with `jazzd articulation`")
 
     def held_share(self, ioi_beats: float, position_in_beat: float, tempo_bpm: float,
-                   phrase_final: bool, rng: np.random.Generator) -> float:
+                   phrase_final: bool, rng: np.random.Generator, lo: float = 0.0, hi: float = 1.0) -> float:
         """A held share (0-1] drawn from the players' distribution for this kind of note:
         the inverse of the cell's quantile function at one uniform draw of `rng` (so the
-        same rng state gives the same share)."""
+        same rng state gives the same share); with `lo`/`hi`, from that distribution
+        within [lo, hi] (the draw spread over the cumulative shares between them)."""
         _key, _n, q = self.cell(ioi_beats, position_in_beat, tempo_bpm, phrase_final)
-        return draw(q, float(rng.random()))
+        u = float(rng.random())
+        if lo > 0.0 or hi < 1.0:
+            a, b = cumulative(q, lo), cumulative(q, hi)
+            if b > a:
+                return min(max(draw(q, a + u * (b - a)), lo), hi)
+            return min(max(draw(q, u), lo), hi)
+        return draw(q, u)
 
     def median(self, ioi_beats: float, position_in_beat: float, tempo_bpm: float, phrase_final: bool) -> float:
         return draw(self.cell(ioi_beats, position_in_beat, tempo_bpm, phrase_final)[2], 0.5)
@@ -113,6 +121,18 @@ def draw(quantiles, u: float) -> float:
     i = min(bisect_right(QUANTILES, u) - 1, len(QUANTILES) - 2)
     lo, hi = QUANTILES[i], QUANTILES[i + 1]
     return float(quantiles[i] + (quantiles[i + 1] - quantiles[i]) * (u - lo) / (hi - lo))
+
+
+def cumulative(quantiles, x: float) -> float:
+    """The cumulative share (0-1) at value `x` of a distribution given by its values at
+    `QUANTILES` (the inverse of `draw`; within a run of equal values, its middle)."""
+    if x <= quantiles[0]:
+        return 0.0
+    if x >= quantiles[-1]:
+        return 1.0
+    i = bisect_right(quantiles, x) - 1
+    lo, hi = quantiles[i], quantiles[i + 1]
+    return QUANTILES[i] + (QUANTILES[i + 1] - QUANTILES[i]) * (x - lo) / (hi - lo)
 
 
 def to_json(cells: dict[str, tuple[int, tuple[float, ...]]], info: dict) -> dict:
@@ -142,6 +162,15 @@ def from_json(data, where: str = "articulation table") -> Articulation:
     if cell_key(ANY, ANY, ANY, ANY) not in cells:
         raise InputError(f"{where}: no cell for all notes ('*|*|*|*'); {fix}")
     return Articulation(cells, dict(data.get("info") or {}))
+
+
+def shipped_articulation() -> Articulation | None:
+    """The shipped articulation table, or None when it is missing (then notes are held
+    for their whole value, as `articulation = legato`)."""
+    from jazzd.model.shipped import default_articulation
+
+    path = default_articulation()
+    return load_articulation(path) if path.is_file() else None
 
 
 def load_articulation(path) -> Articulation:

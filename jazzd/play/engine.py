@@ -15,7 +15,8 @@ the LSTM in order.  At each beat tick (and at the wake-up times it asks for) it
   over the progression with no input);
 - plans the notes that start before the horizon (the next beat, plus `lookahead - 1`
   more), with the latest known chord, and commits them: they come back as `Out` events
-  with absolute times.  Its own notes tile time, so no two overlap, and every note on
+  with absolute times, as the rendition plays them (`_emit`: the feel places them,
+  `jazzd.play.feel`, then the articulation sets their note offs, `jazzd.play.articulation`).  Its own notes tile time, so no two overlap, and every note on
   is returned with its note off.
 If the player comes back during an answer (and `interrupt` is on), the answer ends at
 once: everything scheduled from then on is cancelled and sounding notes are released.
@@ -109,6 +110,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from jazzd.model.articulation import Articulation, shipped_articulation
 from jazzd.model.feel import FeelModel, shipped_feel
 from jazzd.model.memory import SessionMemory
 from jazzd.model.runtime import Runtime
@@ -116,6 +118,7 @@ from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.grammar import MIN_DUR, encode_value, parse_value
 from jazzd.music.progression import DEFAULT_CHANGES, Progression, parse_progression
 from jazzd.music.timeline import keep_the_beat, rests, snap
+from jazzd.play.articulation import Articulate
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.feel import PLAYER_WINDOW_BEATS, Feel
 from jazzd.play.listener import Listener
@@ -180,12 +183,16 @@ def call_silence(settings: Settings, end_probability: float) -> float:
 class Engine:
     def __init__(self, runtime: Runtime, rng: np.random.Generator, settings: Settings | None = None,
                  progression: Progression | None = None, memory: SessionMemory | None = None,
-                 feel_model: FeelModel | None = None):
+                 feel_model: FeelModel | None = None, articulation: Articulation | None = None):
         self.settings = settings or Settings()
         self.rng = rng
         # The feel's spread draws from its own stream (spawned: the engine's is untouched,
         # so feel = straight chooses exactly what an engine without a feel stage chose).
         self.feel = Feel(feel_model if feel_model is not None else shipped_feel(), rng.spawn(1)[0])
+        # Articulation too (a second spawned stream: legato draws nothing, and neither
+        # the engine's choices nor the feel's spread change with the articulation).
+        self.articulate = Articulate(articulation if articulation is not None else shipped_articulation(),
+                                     rng.spawn(1)[0])
         self.memory = memory if memory is not None else SessionMemory()
         self.soloist = Soloist(runtime, rng, Sampling(self.settings.temperature, 0, self.settings.top_p),
                                self.settings.pitch_range, self.memory)
@@ -613,19 +620,25 @@ class Engine:
             pending.append((onset, onset + dur, midi, vel, value))
             self.stats.played_notes += 1
         if pending:
-            self._emit(pending, now, plan)
+            self._emit(pending, now, plan, self._cursor >= end - _EPS)
         if len(self._snapshots) > 64:
             del self._snapshots[:-64]
 
-    def _emit(self, pending: list, now: float, plan: Plan) -> None:
-        """The planned notes (grid onset, grid end, midi, velocity, value) as played by the
-        feel (`jazzd.play.feel`): note on and note off events, and what sounds."""
+    def _emit(self, pending: list, now: float, plan: Plan, closed: bool = False) -> None:
+        """The planned notes (grid onset, grid end, midi, velocity, value) as played: placed
+        by the feel (`jazzd.play.feel`), then their note offs by the articulation
+        (`jazzd.play.articulation`; `closed`: the line ends at the cursor): note on and
+        note off events, and what sounds."""
         s = self.settings
+        tempo = self._tick.tempo
         if s.feel == "player":
             self.feel.hear_player(self.listener.raw_onsets(PLAYER_WINDOW_BEATS), self.spb)
-        self.feel.set(s.feel, s.feel_amount, self._tick.tempo)
+        if s.articulation == "player":
+            self.articulate.hear_player(self.listener.raw_notes(PLAYER_WINDOW_BEATS), tempo)
+        self.feel.set(s.feel, s.feel_amount, tempo)
         grid = [(on, end) for on, end, *_ in pending]
-        played = self.feel.place(grid, now)
+        played = self.articulate.offs(self.feel.place(grid, now), grid, self._cursor, closed,
+                                      s.articulation, s.articulation_amount, tempo)
         moved = played != grid
         for (grid_on, grid_end, midi, vel, value), (on, end) in zip(pending, played, strict=True):
             plan.events.append(Out(self.time_of(on), "on", midi, vel, s.output_channel, value,

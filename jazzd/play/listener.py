@@ -7,7 +7,8 @@ nearest point of the beat grid (`jazzd.music.timeline`: 1/4 or 1/3 of a beat),
 so a note played up to 1/24 beat early or late lands on its intended position.  The line
 is monophonic: a new note cuts the one before it.  The raw onsets (before snapping;
 one per grid position, the first) of about the last `RAW_ONSETS` notes are kept for the
-feel meter (`raw_onsets`: what `feel = "player"` follows).  A note is complete when it has ended
+feel meter (`raw_onsets`: what `feel = "player"` follows), with their raw ends (`raw_notes`:
+what `articulation = "player"` follows).  A note is complete when it has ended
 (or been cut); `take_completed` hands completed notes over in order.
 """
 
@@ -41,12 +42,21 @@ class Listener:
         self._notes: list[HeardNote] = []
         self._held: HeardNote | None = None
         self.last_end: float | None = None  # beats: when the line last fell silent
-        self._raw: deque[float] = deque(maxlen=RAW_ONSETS)  # beats, as played
+        self._raw: deque[list] = deque(maxlen=RAW_ONSETS)  # [onset, end or None], beats as played
 
     def raw_onsets(self, beats: float) -> list[float]:
         """The player's latest onsets as played (beats, not snapped): those within
         `beats` of the last one (the player's feel lasts until the player plays again)."""
-        return [x for x in self._raw if x >= self._raw[-1] - beats] if self._raw else []
+        return [x for x, _ in self.raw_notes(beats)]
+
+    def raw_notes(self, beats: float) -> list[tuple[float, float | None]]:
+        """The player's latest notes as played, (onset, end) beats not snapped (end None
+        while it sounds), within `beats` of the last onset: what their articulation is
+        measured from."""
+        if not self._raw:
+            return []
+        last = self._raw[-1][0]
+        return [(x, end) for x, end in self._raw if x >= last - beats]
 
     @property
     def sounding(self) -> bool:
@@ -64,9 +74,9 @@ class Listener:
                 self._held.pitch, self._held.velocity = pitch, velocity
             return self._held
         if self._held is not None:
-            self._end(self._held, onset)
-        if not self._raw or snap(self._raw[-1]) != onset:
-            self._raw.append(beat)
+            self._end(self._held, onset, beat)
+        if not self._raw or snap(self._raw[-1][0]) != onset:
+            self._raw.append([beat, None])
         note = HeardNote(onset, pitch, velocity, chord)
         self._notes.append(note)
         self._held = note
@@ -74,12 +84,14 @@ class Listener:
 
     def note_off(self, beat: float, pitch: int) -> None:
         if self._held is not None and self._held.pitch == pitch:
-            self._end(self._held, snap(beat))
+            self._end(self._held, snap(beat), beat)
             self._held = None
 
-    def _end(self, note: HeardNote, end: float) -> None:
+    def _end(self, note: HeardNote, end: float, raw: float) -> None:
         note.end = max(end, note.onset + MIN_BEATS)
         self.last_end = note.end
+        if self._raw and self._raw[-1][1] is None:
+            self._raw[-1][1] = max(raw, self._raw[-1][0])
 
     def take_completed(self) -> list[HeardNote]:
         """Completed notes, oldest first; they are handed over once."""

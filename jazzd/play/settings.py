@@ -22,6 +22,7 @@ from typing import Any
 MODES = ("call", "duet", "solo")
 TURN_TAKING = ("model", "silence")
 FEELS = ("wjd", "player", "straight")  # jazzd.play.feel
+ARTICULATIONS = ("wjd", "player", "legato")  # jazzd.play.articulation
 
 
 # --- what a value may be -------------------------------------------------------------
@@ -148,6 +149,8 @@ class Settings:
     velocity_humanize: int = setting("engine.velocity_humanize", Between(0, 30), 6)
     feel: str = setting("engine.feel", OneOf(FEELS), "wjd")
     feel_amount: float = setting("engine.feel_amount", Between(0, 1), 1.0)
+    articulation: str = setting("engine.articulation", OneOf(ARTICULATIONS), "wjd")
+    articulation_amount: float = setting("engine.articulation_amount", Between(0, 1), 1.0)
     silence_beats: float = setting("call.silence_beats", Between(0.25, 8), 1.0)
     max_bars: int = setting("call.max_bars", Between(1, 16), 4)
     min_beats: float = setting("call.min_beats", Between(0, 16), 1.0)

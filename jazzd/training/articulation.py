@@ -28,6 +28,7 @@ from jazzd.model.articulation import (
     ANY,
     BACKOFF,
     CLASSES,
+    PHRASE_REST,
     QUANTILES,
     cell_key,
     length_class,
@@ -37,7 +38,6 @@ from jazzd.model.articulation import (
 )
 
 MIN_NOTES = 40  # a cell with fewer notes is left out (its notes count in the coarser cells)
-PHRASE_REST = 1.0  # beats of silence after a note that make it a phrase's last
 _EPS = 1e-9
 
 
