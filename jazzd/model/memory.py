@@ -82,10 +82,23 @@ flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99,
 ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
 values).  Per beat of the bench (duet, 240 bpm, the player's
 16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
-1.78 ms p99 (ratio 1.57; 1.75 before).  The p99 beats are those where jazzd plans 4-5
-values, each a model step and a `mix`, on top of the player's 4 notes: beats of as many
-model steps cost about 1.7 ms without memory on the same machine, so no memory can bring
-that p99 under 1 ms by itself (the steps are the cost there).
+1.78 ms p99 (ratio 1.57; 1.75 before).  Where a beat's time goes (issue 12 item 6,
+profiled on the bench's workload; a loaded machine, so shares, not absolute times): a
+value heard is a model step without its output layer (`Runtime.advance`; the shipped
+2 x 192 model with 1,000 values streams 2.5 MB of weights a step, more than the L2
+cache, so ~50 us here, not the 14 us of realtime.md's 64-unit model), `learn` and the
+engine's hearing; a value played is a full step (~24% of it), `mix` (~42%), the
+sampler's top-p (~17%: a sort of the 1,000 probabilities), `interval_for` (~8%) and
+decoding.  The p99 beats are those where jazzd plans 4-6 values on top of the
+player's 4 notes (before the cuts below, on a quiet machine: 0.34 ms a value played
+with the memory, 0.16 without; 0.1 ms a value heard).  Cut without changing a single
+float or draw (the heard step's unread output layer, numpy calls in `mix`, per-chord
+TYPE tables in decoding, `snap`, the chord feature's mask): per beat median 0.48 ->
+0.34 ms without memory, 0.50 -> 0.37 at imitation 1, 0.47 -> 0.36 at 0.5 (median of 3
+bench runs each, old and new back to back, load 2-3, so p99 was noise there); `mix`
+alone 8% faster (same-process A/B), between steps no change measurable.  The full
+step, `mix` and the top-p sort remain: a p99 under 1 ms needs fewer values planned in
+one beat (a structural change that moves draws), not cheaper code.
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value
