@@ -34,7 +34,6 @@ import numpy as np
 
 from jazzd.model.bundle import Bundle
 
-
 _max, _sum = np.maximum.reduce, np.add.reduce
 
 
