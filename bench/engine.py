@@ -6,10 +6,10 @@
    the split and a new chord every bar below it), timing everything the engine does in
    each beat (hearing, encoding, model steps, decoding, planning, the feel): median and p99,
    also with feel = straight and feel = player (the meter on the player's onsets).
-   Then the same with the session memory on (imitation 1) and full (`CAPACITY` values
-   of a player's line: phrases the model itself plays, the worst case for its search),
-   with the memory's own cost per step: `mix` per value jazzd plays, `learn` per value
-   heard.
+   Then the same with the session memory on (imitation 1, then 0.5) and full
+   (`CAPACITY` values of a player's line: phrases the model itself plays, the worst
+   case for its search), with the memory's own cost per step: `mix` per value jazzd
+   plays, `learn` per value heard.
 2. Offline render: 32 bars of solo mode through the manual clock (what `jazzd generate`
    does), wall time.
 3. Chord tones on strong beats (beats 1 and 3 of a bar): the share of rendered notes that
@@ -96,10 +96,10 @@ def memory_learn_cost(memory: SessionMemory, values: int = 8000) -> dict:
 
 
 def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemory | None = None,
-                  feel: str = "wjd") -> dict:
-    """Per beat, in duet mode; with a `memory`, at imitation 1 (and the memory's own
+                  imitation: float = 1.0, feel: str = "wjd") -> dict:
+    """Per beat, in duet mode; with a `memory`, at `imitation` (and the memory's own
     cost per `mix` under "memory_mix"); `feel` as engine.feel (the default's)."""
-    settings = Settings(mode="duet", imitation=1.0 if memory is not None else 0.0, feel=feel)
+    settings = Settings(mode="duet", imitation=imitation if memory is not None else 0.0, feel=feel)
     engine = Engine(Runtime(bundle), np.random.default_rng(0), settings, memory=memory)
     mixes: list[float] = []
     if memory is not None:
@@ -129,6 +129,7 @@ def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemor
            "max_us": round(float(warm.max()), 1), "budget_us_per_beat": round(spb * 1e6)}
     if memory is not None:
         del memory.mix  # the class's again
+        out["imitation"] = imitation
         out["memory_values"] = len(memory)
         out["memory_mix"] = _stats(mixes)
     return out
@@ -186,6 +187,8 @@ def main() -> None:
     out["cost_per_beat_feel"] = {feel: {k: v for k, v in cost_per_beat(bundle, args.beats, feel=feel).items()
                                         if k.endswith("_us") and k != "budget_us_per_beat"}
                                  for feel in ("straight", "player")}
+    out["cost_per_beat_with_memory_half"] = cost_per_beat(bundle, args.beats, memory=player_memory(bundle),
+                                                          imitation=0.5)
     memory = player_memory(bundle)
     out["cost_per_beat_with_memory"] = cost_per_beat(bundle, args.beats, memory=memory)
     out["memory_learn"] = memory_learn_cost(memory)

@@ -118,6 +118,13 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         if c:
             add("engine", f"duet at {c['tempo_bpm']:g} bpm, engine time per beat (median / p99 / max)",
                 f"{c['median_us']} / {c['p99_us']} / {c['max_us']}", f" µs (budget {c['budget_us_per_beat']} µs)")
+        for key in ("cost_per_beat_with_memory", "cost_per_beat_with_memory_half"):
+            c = r.get(key, {})
+            if c:
+                add("engine", f"the same with a full session memory at imitation {c['imitation']:g}: per beat "
+                    "(median / p99 / max); its mix per value played (median / p99)",
+                    f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c['memory_mix']['median_us']} / "
+                    f"{c['memory_mix']['p99_us']}", " µs")
         add("engine", "offline render of 32 bars", _get(r, "render_32_bars", "wall_s"), " s")
         ct = r.get("strong_beat_chord_tone_ratio", {})
         add("engine", "chord tones on beats 1 and 3: generated / real WJD",

@@ -108,6 +108,21 @@ def test_prime_is_teacher_forcing(tmp_path):
         rt.prime(tokens, features[:-1])
 
 
+def test_advance_is_a_step_whose_output_is_not_read(tmp_path):
+    """A heard value's `advance` leaves exactly the state `step` leaves, so what the
+    model predicts after it is the same to the bit; and it checks ids as `step` does."""
+    stepped, advanced = runtime_of(tmp_path, CFG), runtime_of(tmp_path, CFG)
+    tokens, features = random_sequence(CFG, 25)
+    for t, f in zip(tokens[:-1], features[:-1], strict=True):
+        stepped.step(t, f)
+        advanced.advance(t, f)
+    np.testing.assert_array_equal(stepped.get_state().h, advanced.get_state().h)
+    np.testing.assert_array_equal(stepped.get_state().c, advanced.get_state().c)
+    np.testing.assert_array_equal(stepped.step(tokens[-1], features[-1]), advanced.step(tokens[-1], features[-1]))
+    with pytest.raises(ValueError):
+        advanced.advance(advanced.bos + 1, features[0])
+
+
 def test_bad_ids_raise_before_touching_state(tmp_path):
     rt = runtime_of(tmp_path, CFG)
     rt.step(rt.bos, (0, 0))

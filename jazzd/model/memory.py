@@ -82,10 +82,23 @@ flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99,
 ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
 values).  Per beat of the bench (duet, 240 bpm, the player's
 16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
-1.78 ms p99 (ratio 1.57; 1.75 before).  The p99 beats are those where jazzd plans 4-5
-values, each a model step and a `mix`, on top of the player's 4 notes: beats of as many
-model steps cost about 1.7 ms without memory on the same machine, so no memory can bring
-that p99 under 1 ms by itself (the steps are the cost there).
+1.78 ms p99 (ratio 1.57; 1.75 before).  Where a beat's time goes (issue 12 item 6,
+profiled on the bench's workload; a loaded machine, so shares, not absolute times): a
+value heard is a model step without its output layer (`Runtime.advance`; the shipped
+2 x 192 model with 1,000 values streams 2.5 MB of weights a step, more than the L2
+cache, so ~50 us here, not the 14 us of realtime.md's 64-unit model), `learn` and the
+engine's hearing; a value played is a full step (~24% of it), `mix` (~42%), the
+sampler's top-p (~17%: a sort of the 1,000 probabilities), `interval_for` (~8%) and
+decoding.  The p99 beats are those where jazzd plans 4-6 values on top of the
+player's 4 notes (before the cuts below, on a quiet machine: 0.34 ms a value played
+with the memory, 0.16 without; 0.1 ms a value heard).  Cut without changing a single
+float or draw (the heard step's unread output layer, numpy calls in `mix`, per-chord
+TYPE tables in decoding, `snap`, the chord feature's mask): per beat median 0.48 ->
+0.34 ms without memory, 0.50 -> 0.37 at imitation 1, 0.47 -> 0.36 at 0.5 (median of 3
+bench runs each, old and new back to back, load 2-3, so p99 was noise there); `mix`
+alone 8% faster (same-process A/B), between steps no change measurable.  The full
+step, `mix` and the top-p sort remain: a p99 under 1 ms needs fewer values planned in
+one beat (a structural change that moves draws), not cheaper code.
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value
@@ -152,6 +165,12 @@ _HALVES2 = [v.half * v.half for v in VIEWS]
 _BACK = np.arange(ORDER)
 _VIEW_IDS = np.arange(len(VIEWS))
 _KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
+_STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view * _STRIDE + length
+# The moments of a context whose last value every view has seen at least RECENT times:
+# the usual case with a memory of some size, where the views' blocks are all full.
+_VIEW_FULL = np.repeat(_VIEW_IDS, RECENT)
+_SLOT_FULL = _VIEW_FULL * _STRIDE
+_min, _sum = np.minimum.reduce, np.add.reduce  # (the ufuncs' reduce: no method wrappers)
 _PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
 
 
@@ -184,6 +203,9 @@ class _Classes:
         self.total = int(self.offsets[-1])
         self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
+        self.view_slot = self.view_of * _STRIDE             # a class's (view, 0) slot
+        self.columns = np.ascontiguousarray(self.table.T)   # (V, views): a value's classes
+        self.offsets_full = self.offsets.take(_VIEW_FULL)    # `offsets` of `_VIEW_FULL`
         coarse = self.table[1:] + self.offsets[1:-1, None]
         self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
         self.coarse_view = self.view_of[self.size:]           # the view of each coarse class
@@ -286,6 +308,7 @@ class SessionMemory:
         self._n = 0
         size = _PAD + capacity + 1  # (+1: the last value's successor, always a break)
         self._seq = np.full((len(VIEWS), size), -1, dtype=np.int16)  # classes; -1 a break
+        self._flat = self._seq.reshape(-1)  # (a view: the array is only ever written in place)
         self._ivl = np.zeros(size, dtype=np.int16)
         self._has_ivl = np.zeros(size, dtype=bool)
         self._mixed = np.zeros(0)
@@ -336,7 +359,7 @@ class SessionMemory:
             self._seq[:, col] = -1
         else:
             value = self._vocab.index(text)
-            self._seq[:, col] = self._cls.table[:, value]
+            self._seq[:, col] = self._cls.columns[value]
             self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
@@ -416,40 +439,59 @@ class SessionMemory:
         context = tuple(context)[-ORDER:]
         if self._n < 2 or not context:
             return None
-        cls, seq = self._cls, self._seq
+        cls, flat = self._cls, self._flat
         nviews, k = len(VIEWS), len(context)
-        flat = seq.reshape(-1)
         # the latest moments whose value (in each view) is the context's last
-        occ = self._occ
-        found = [occ.latest(g, RECENT) for g in cls.globals[context[-1]]]
-        view = np.repeat(_VIEW_IDS, [f.size for f in found])
+        counts, cols = self._occ.count, self._occ.cols
+        found, full = [], True
+        for g in cls.globals[context[-1]]:
+            n = counts[g]
+            found.append(cols[g][max(0, n - RECENT):n])
+            full = full and n >= RECENT
         at = np.concatenate(found)
-        cont = flat.take(at + 1)
-        if not (live := cont >= 0).all():  # a break follows: nothing continued it
-            at, view, cont = at[live], view[live], cont[live]
         if at.size == 0:
             return None
+        view = _VIEW_FULL if full else np.repeat(_VIEW_IDS, [f.size for f in found])
+        cont = flat.take(at + 1)
+        # A moment a break follows continued nothing: it stays in the arrays (so the
+        # views' blocks keep their shape) with match length 0, which no order, gate or
+        # hint counts, and a continuation class 0 that its weight 0 leaves as it is.
+        live = None
+        if _min(cont) < 0:
+            live = cont >= 0
+            if not live.any():
+                return None
+            np.maximum(cont, 0, out=cont)
         # how many values back each moment agrees with the context (at least 1): the
         # first disagreement among the k - 1 values before it (a False column at the end)
         agree = np.zeros((at.size, k), dtype=bool)
         if k > 1:
             before = cls.table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
-            np.equal(flat.take(at[:, None] - _BACK[1:k]), before.take(view, axis=0), out=agree[:, :-1])
+            back = flat.take(at[:, None] - _BACK[1:k])
+            if full:  # every view's block of RECENT moments against its row of `before`
+                np.equal(back.reshape(nviews, RECENT, k - 1), before[:, None, :],
+                         out=agree.reshape(nviews, RECENT, k)[:, :, :-1])
+            else:
+                np.equal(back, before.take(view, axis=0), out=agree[:, :-1])
         match = 1 + agree.argmin(axis=1)
+        if live is not None:
+            match *= live
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
         # for at least j values; N their number, D the distinct classes that followed
         # them; trust N / (N + D), the lowest order taking what the others leave.  A
         # moment matched for L values counts in the orders 1..L, so its weight is the
         # sum of those orders' coefficients.
-        g = cls.offsets.take(view) + cont
+        stride = _STRIDE
+        if full:
+            g, slot = cls.offsets_full + cont, _SLOT_FULL + match
+        else:
+            g, slot = cls.offsets.take(view) + cont, view * stride + match
         best = self._best
         np.maximum.at(best, g, match)
-        classes = np.flatnonzero(best)
-        stride = ORDER + 1
-        slot = view * stride + match
+        classes = best.nonzero()[0]
         at_least = np.bincount(slot, minlength=nviews * stride).tolist()
-        distinct = np.bincount(cls.view_of.take(classes) * stride + best.take(classes),
+        distinct = np.bincount(cls.view_slot.take(classes) + best.take(classes),
                                minlength=nviews * stride).tolist()
         best[classes] = 0
         # A few dozen numbers: plain Python costs less than the two dozen numpy calls
@@ -507,14 +549,15 @@ class SessionMemory:
             # a coarse class's share goes to its values as the model shares it among them
             # (a class nothing followed has q 0: its share is 0 whatever its mass)
             mass = np.add.reduceat(probs.take(cls.members), cls.starts)
-            q = q[cls.size:]
-            share = np.divide(np.array(lam).take(cls.coarse_view) * q, mass, out=np.zeros(q.size), where=mass > 0)
-            out += probs * share.take(cls.coarse).sum(axis=0)
+            q = q[cls.size:]  # (q is this call's own array: scaled in place)
+            q *= np.array(lam).take(cls.coarse_view)
+            share = np.divide(q, mass, out=np.zeros(q.size), where=mass > 0)
+            out += probs * _sum(share.take(cls.coarse), axis=0)
         copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
             return out
         out[copies] = 0.0
-        s = out.sum()
+        s = _sum(out)
         if s > 0:
             out /= s
         else:  # everything masked (a one-value vocabulary): the model alone
@@ -544,7 +587,7 @@ class SessionMemory:
             return None
         view, at, match, cont = self._found
         fits = (_KNOWS_INTERVAL.take(view) & (match >= self._hint_min)
-                & (cont == self._cls.table[:, token].take(view)))
+                & (cont == self._cls.columns[token].take(view)))
         hits = np.flatnonzero(fits)
         if hits.size == 0:
             return None

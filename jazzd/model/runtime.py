@@ -3,7 +3,8 @@
 numpy only (never imports tensorflow/keras); any single thread at a time -- in the
 daemon, the engine thread that looks ahead.  This is the hot path.
 
-Real-time contract of `step` and `sample`:
+Real-time contract of `step` (and `advance`, the same step without the output layer,
+for a value heard: its prediction is never read) and `sample`:
 - no allocation of arrays: every intermediate lives in a buffer made at load, written
   with `out=` arguments; `step` returns the same probability array every time (copy it
   to keep it).  What numpy still allocates: a few scalars and view objects per call, and
@@ -32,6 +33,8 @@ from typing import NamedTuple
 import numpy as np
 
 from jazzd.model.bundle import Bundle
+
+_max, _sum = np.maximum.reduce, np.add.reduce
 
 
 class RuntimeState(NamedTuple):
@@ -147,6 +150,21 @@ class Runtime:
 
         The returned array is a buffer that the next call overwrites.
         """
+        self.advance(token, features)
+        logits, probs = self._logits, self._probs
+        np.matmul(self._h_last, self._dense_kernel, out=logits)
+        logits += self._dense_bias
+        # softmax, shifted so exp cannot overflow (the ufuncs' own reduce: the same
+        # maths as .max() and .sum(), without their Python wrappers)
+        np.subtract(logits, _max(logits), out=probs)
+        np.exp(probs, out=probs)
+        probs /= _sum(probs)
+        return probs
+
+    def advance(self, token: int, features=()) -> None:
+        """`step` without the distribution: the same new state, for a value whose
+        prediction nobody reads (one heard, teacher-forced).  The output layer and its
+        softmax are about a third of a step of the shipped model."""
         if not 0 <= token <= self._vocab_size:
             raise ValueError(f"token {token} outside 0..{self._vocab_size} (bos)")
         if len(features) != len(self._feature_tables):
@@ -164,13 +182,6 @@ class Runtime:
             np.matmul(x, w, out=gates)
             gates += bias
             self._cell(gates, sig, g, i, f, o, c, h, tmp)
-        logits, probs = self._logits, self._probs
-        np.matmul(self._h_last, self._dense_kernel, out=logits)
-        logits += self._dense_bias
-        np.subtract(logits, logits.max(), out=probs)  # softmax, shifted so exp cannot overflow
-        np.exp(probs, out=probs)
-        probs /= probs.sum()
-        return probs
 
     @staticmethod
     def _cell(gates, sig, g, i, f, o, c, h, tmp) -> None:
@@ -192,10 +203,11 @@ class Runtime:
             raise ValueError("prime needs at least one token")
         if features_seq is None:
             features_seq = [()] * len(tokens)
-        probs = self._probs
-        for token, features in zip(tokens, features_seq, strict=True):
-            probs = self.step(token, features)
-        return probs
+        if len(features_seq) != len(tokens):
+            raise ValueError(f"{len(tokens)} tokens, {len(features_seq)} feature tuples")
+        for token, features in zip(tokens[:-1], features_seq[:-1], strict=True):
+            self.advance(token, features)
+        return self.step(tokens[-1], features_seq[-1])
 
     # --- sampling -----------------------------------------------------------------------
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 from jazzd.errors import ChordSymbolError
 from jazzd.music.pitch import ACCIDENTALS, DEFAULT_NAMES, LETTER_PC, LETTERS
@@ -49,9 +49,10 @@ class Chord:
         if not self.derive_pcs:
             object.__setattr__(self, "derive_pcs", tuple(sorted(self.pcs)))
 
-    @property
+    @cached_property
     def mask(self) -> int:
-        """The pitch-class set as a 12-bit mask (bit p set when pitch class p sounds)."""
+        """The pitch-class set as a 12-bit mask (bit p set when pitch class p sounds);
+        worked out once per chord (the model's chord feature reads it every step)."""
         return sum(1 << p for p in self.pcs)
 
     @property

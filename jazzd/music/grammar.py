@@ -173,7 +173,15 @@ def iter_bar(elements: Iterable[Element], chords: Sequence[tuple[float, Chord]])
 
 def candidates_of_type(vtype: str, chord: Chord, lo: int, hi: int) -> list[int]:
     """Pitches in [lo, hi] whose TYPE over `chord` is `vtype`."""
-    return [p for p in range(lo, hi + 1) if classify(p, chord) == vtype]
+    types = types_by_pitch_class(chord)
+    return [p for p in range(lo, hi + 1) if types[p % 12] == vtype]
+
+
+@lru_cache(maxsize=4096)
+def types_by_pitch_class(chord: Chord) -> tuple[str, ...]:
+    """`classify` over `chord` for pitch classes 0-11 (a pitch's TYPE depends on its
+    pitch class only): the decoder asks for a dozen or two pitches a value, live."""
+    return tuple(classify(60 + pc, chord) for pc in range(12))
 
 
 @lru_cache(maxsize=4096)

@@ -23,7 +23,8 @@ from itertools import pairwise
 
 from jazzd.music.grammar import MIN_DUR
 
-GRID_TWELFTHS = (0, 3, 4, 6, 8, 9)
+GRID_TWELFTHS = (0, 3, 4, 6, 8, 9)  # ascending, from 0 (`snap` relies on it)
+_SNAP_POINTS = (*GRID_TWELFTHS[1:], 12)  # after 0, which `snap` starts from
 _EPS = 1e-6
 
 
@@ -37,7 +38,11 @@ def snap(beat: float) -> float:
     """The nearest grid point to `beat` (the earlier one of two as near)."""
     whole = math.floor(beat)
     frac = (beat - whole) * 12
-    best = min((*GRID_TWELFTHS, 12), key=lambda g: (abs(g - frac), g))
+    best, gap = 0, abs(frac)
+    for g in _SNAP_POINTS:  # ascending: a tie keeps the earlier (a loop: no key function per point)
+        d = abs(g - frac)
+        if d < gap:
+            best, gap = g, d
     return whole + best / 12
 
 

@@ -24,6 +24,7 @@ from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.features import chord_class, position_class
 from jazzd.music.grammar import decode_value, encode_value, parse_value
 
+_FEATURES = ("position", "chord")  # what `_features` can give, in this order
 DEFAULT_RANGE = (55, 84)  # G3..C6: a tenor/alto's comfortable solo range
 
 
@@ -89,13 +90,15 @@ class Soloist:
         self.runtime.set_state(state)
 
     def _features(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> tuple[int, ...]:
-        values = {"position": position_class(bar_pos, first_in_bar), "chord": chord_class(chord)}
-        return tuple(values[n] for n in self._names)
+        values = (position_class(bar_pos, first_in_bar), chord_class(chord))
+        if self._names == _FEATURES:  # (every model trained today: no dict, no generator per step)
+            return values
+        return tuple(values[_FEATURES.index(n)] for n in self._names)
 
     def hear(self, value: str, bar_pos: float, first_in_bar: bool, chord: Chord | None,
              midi: int | None = None) -> None:
         """Teacher-force a value that was played (by the player, or replayed)."""
-        self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
+        self.runtime.advance(self.prev_token, self._features(bar_pos, first_in_bar, chord))
         self.prev_token = self.vocab.index(value)
         self._context = (*self._context[1 - ORDER:], self.prev_token)
         self._own = 0
