@@ -114,7 +114,7 @@ import numpy as np
 
 from jazzd.errors import VocabularyError
 from jazzd.music.chords import Chord
-from jazzd.music.grammar import Value, candidates_of_type, parse_value
+from jazzd.music.grammar import Value, candidates_of_type, classify, parse_value
 
 CAPACITY = 16384        # values and breaks kept; when full the oldest quarter goes
 ORDER = 8               # longest context matched (values)
@@ -123,6 +123,9 @@ VERBATIM_CAP = 8        # never more than this many consecutive values of the pl
 MAX_LAMBDA = 0.95       # the memory's share of the mixture at most
 EAGER = 0.8             # at imitation 1 the gate is half open at a fifth of the fitted length
 HINT_MIN_MATCH = 2      # an interval is offered only for a figure matched this long (above imitation 0.5: 1)
+KEEP_TYPES = ("C", "S")  # a hinted interval landing on these is played as the player played it
+FIGURE = 2              # a match this long (values) that includes jazzd's own: a figure taken up, in progress
+FOLLOW = 0.1            # ... which the gate trusts as if it were sqrt(1 / FOLLOW) (3.2) times as long
 FORMAT = "jazzd-session-memory"
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.3 MB
@@ -291,6 +294,7 @@ class SessionMemory:
         self._mixed = np.zeros(0)
         self._found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._hint_min = HINT_MIN_MATCH
+        self.masked = _NONE  # after `mix`: the values the verbatim cap masked
 
     def __len__(self) -> int:
         """Values remembered (breaks not counted)."""
@@ -486,6 +490,7 @@ class SessionMemory:
         """
         out = self._mixed
         np.copyto(out, probs)
+        self.masked = _NONE
         if imitation <= 0:
             return out
         self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
@@ -496,7 +501,8 @@ class SessionMemory:
             imitation = min(float(imitation), 1.0)
             eager = (1.0 - EAGER * max(0.0, 2.0 * imitation - 1.0)) ** 2  # above 0.5: short matches count
             # five numbers: in plain Python (as numpy did them, the same floats)
-            lam = [2.0 * imitation * w * (m * m) / (m * m + eager * h2)
+            inside = eager * FOLLOW if own else eager  # jazzd's own values matched: a figure taken up goes on
+            lam = [2.0 * imitation * w * (m * m) / (m * m + (inside if m >= FIGURE else eager) * h2)
                    for w, h2, m in zip(_WEIGHTS, _HALVES2, map(float, longest), strict=True)]
             total = sum(lam)
             if total > MAX_LAMBDA:
@@ -510,7 +516,7 @@ class SessionMemory:
             q = q[cls.size:]
             share = np.divide(np.array(lam).take(cls.coarse_view) * q, mass, out=np.zeros(q.size), where=mass > 0)
             out += probs * share.take(cls.coarse).sum(axis=0)
-        copies = self._copies(context) if own >= VERBATIM_CAP else _NONE
+        copies = self.masked = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
             return out
         out[copies] = 0.0
@@ -606,11 +612,15 @@ class SessionMemory:
 
 def hinted_pitch(hint: Hint | None, value: str, chord: Chord, prev_midi: int | None,
                  pitch_range: tuple[int, int]) -> int | None:
-    """The pitch a `Hint` asks for: of the value's TYPE over `chord`, inside its window
-    (without one: within a tone of the player's interval) and the range, the nearest to
-    `prev_midi` + the player's interval (then the nearest to `prev_midi`).  So a figure
-    comes back with the player's intervals where the harmony lets it, and bent by a
-    semitone or two to the chord where it does not.  None when no such pitch exists
+    """The pitch a `Hint` asks for: `prev_midi` + the player's interval, inside the range,
+    when that pitch is of the value's TYPE over `chord` or a chord or scale tone
+    (`KEEP_TYPES`), or anything but an outside tone once the figure is under way (the
+    hint's match `FIGURE` values or more): the figure comes back transposed, with the
+    player's exact intervals, entering on the harmony and running through its passing
+    tones.  Else (an approach or outside tone the model did not ask for) of the
+    value's TYPE, inside its window (without one: within a tone of the player's
+    interval) and the range, the nearest to the player's pitch (then to `prev_midi`):
+    the figure bent by a semitone or two to the chord.  None when no such pitch exists
     (the decoder chooses)."""
     if hint is None or prev_midi is None:
         return None
@@ -618,6 +628,10 @@ def hinted_pitch(hint: Hint | None, value: str, chord: Chord, prev_midi: int | N
     if v.type == "R":
         return None
     target = prev_midi + hint.interval
+    if pitch_range[0] <= target <= pitch_range[1]:
+        kind = classify(target, chord)
+        if kind in (v.type, *KEEP_TYPES) or (hint.match >= FIGURE and kind != "X"):
+            return target
     window = v.window_semis
     lo, hi = (prev_midi + window[0], prev_midi + window[1]) if window else (target - 2, target + 2)
     pool = candidates_of_type(v.type, chord, max(lo, pitch_range[0]), min(hi, pitch_range[1]))

@@ -562,6 +562,9 @@ class Engine:
         self._snapshots.clear()
         if cursor is not None and cursor < start - _EPS:  # the rests leading in can be taken back
             self._snapshots.append(_Planned(cursor, start, None, None, before, lead_in=True))
+        solo = self.soloist
+        if s.imitation > 0 and s.follow_register and solo.prev_midi is not None:
+            solo.prev_midi = self.register.re_entry(solo.prev_midi, s.imitation)  # (the snapshot keeps the old)
         return start
 
     def _plan_until(self, horizon: float, now: float, plan: Plan, aside: bool = False) -> None:

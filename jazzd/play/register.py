@@ -57,6 +57,14 @@ class Register:
         self.mean += weight * delta
         self.var = (1.0 - weight) * (self.var + weight * delta * delta)
 
+    def re_entry(self, last: int, pull: float) -> int:
+        """Where a new phrase after the player's starts from: the player's `last` note
+        moved `pull` (0-1) of the way to the centre of their register (unmoved before
+        `WARM_UP` notes).  See the module docstring."""
+        if self.heard < WARM_UP:
+            return last
+        return round(last + min(max(pull, 0.0), 1.0) * (self.mean - last))
+
     def range(self, bounds: tuple[int, int]) -> tuple[int, int]:
         """The range to play in, inside `bounds` (the configured range_low, range_high)."""
         lo, hi = bounds
