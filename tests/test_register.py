@@ -43,7 +43,8 @@ def test_the_range_follows_the_players_notes_within_the_hard_bounds():
 
 
 def answer_pitches(bundle, follow: bool, call: list[int]) -> tuple[list[int], tuple[int, int]]:
-    engine = Engine(Runtime(bundle), np.random.default_rng(2), Settings(follow_register=follow))
+    # (imitation 0: the range alone; the session memory would take up the call's pitches too)
+    engine = Engine(Runtime(bundle), np.random.default_rng(2), Settings(follow_register=follow, imitation=0.0))
     clock = ManualClock(engine, tempo=120)
     for n in (48, 52, 55):
         clock.feed(NoteOn(0.0, n, 70))
