@@ -38,7 +38,7 @@ DOCUMENTED = {
               "link_start_stop": False, "beats_per_bar": 4},
     "engine": {"mode": "call", "split": 60, "chord_channel": 0, "melody_channel": 0,
                "progression": "", "seed": 0, "temperature": 1.0, "top_p": 0.95, "density": 1.0,
-               "imitation": 0.0, "range_low": 55, "range_high": 84, "follow_register": True,
+               "imitation": 0.9, "range_low": 55, "range_high": 84, "follow_register": True,
                "lookahead_beats": 1, "velocity_humanize": 6, "feel": "wjd", "feel_amount": 1.0,
                "articulation": "wjd", "articulation_amount": 1.0},
     "call": {"silence_beats": 1.0, "max_bars": 4, "min_beats": 1.0, "answer_start": "beat",

@@ -92,7 +92,7 @@ GOLDEN_DUET = [
 
 
 def test_a_duet_exchange_golden_log(bundle):
-    engine, clock = duet(bundle, overlap=0.0)
+    engine, clock = duet(bundle, overlap=0.0, imitation=0.0)  # (the session memory: test_memory.py)
     engine.settings.follow_register = False  # the player's register moves it: test_register.py
     player = phrase(4, LINE) + phrase(10, ANSWER)
     play(clock, player)

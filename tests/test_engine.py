@@ -69,7 +69,7 @@ GOLDEN_TWO_BAR_CALL = [
 
 def test_a_two_bar_call_is_answered_from_the_next_beat(bundle):
     # (the model's turn-taking: see below; the register the call sets: tests/test_register.py)
-    engine = make_engine(bundle, turn_taking="silence", follow_register=False)
+    engine = make_engine(bundle, turn_taking="silence", follow_register=False, imitation=0.0)
     clock = ManualClock(engine, tempo=120)
     hold_chord(clock, 0.0, [48, 52, 55])
     play_call(clock, CALL)

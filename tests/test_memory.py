@@ -18,6 +18,7 @@ from jazzd.live.notify import Notifier
 from jazzd.model.bundle import load_bundle
 from jazzd.model.memory import (
     MAX_FILE_BYTES,
+    FIGURE,
     ORDER,
     RECENT,
     VERBATIM_CAP,
@@ -104,6 +105,19 @@ def test_stronger_imitation_weighs_the_memory_more(bundle):
     shares = [memory.mix(probs, ids(bundle, RUN[2:6]), 0, x)[target] for x in (0.1, 0.5, 1.0)]
     assert shares[0] < shares[1] < shares[2]
     assert np.isclose(memory.mix(probs, ids(bundle, RUN[2:6]), 0, 1.0).sum(), 1.0)
+
+
+def test_a_figure_jazzd_has_taken_up_is_followed_more(bundle):
+    """Once jazzd's own last value continues a figure of the player's (a match of
+    `FIGURE` values or more), the gate trusts the match more: the figure goes on.  One
+    matched value, or the player's own line (`own` 0, as `jazzd eval` scores it), as before."""
+    memory = memory_of(bundle, RUN)
+    probs, target = flat_probs(bundle), bundle.vocab.index(RUN[6])
+    for k in (FIGURE, 4):
+        context = ids(bundle, RUN[6 - k:6])
+        assert memory.mix(probs, context, 1, 0.9)[target] > memory.mix(probs, context, 0, 0.9)[target] + 0.01
+    one = ids(bundle, RUN[5:6])
+    assert memory.mix(probs, one, 1, 0.9)[target] == memory.mix(probs, one, 0, 0.9)[target]
 
 
 def test_when_the_exact_value_never_recurs_a_coarser_view_still_predicts(bundle):
@@ -322,11 +336,51 @@ def test_the_players_interval_comes_back_from_jazzds_own_note(bundle):
     assert memory.interval_for(bundle.vocab.index(line[3][0])) == Hint(3, 1)
     fmaj = parse_chord("F")
     assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 84)) == 72  # A -> C: the same interval
-    # A scale tone a minor third up is not there over F: bent to the nearest one, Bb.
-    assert hinted_pitch(hint, "S,0.500,<M3,d-3>", fmaj, 69, (55, 84)) == 70
+    # The model asked for a scale tone, the player's interval lands on a chord tone: kept.
+    assert hinted_pitch(hint, "S,0.500,<M3,d-3>", fmaj, 69, (55, 84)) == 72
+    # A step up from A is B, an approach tone over F: for a scale tone the figure is bent
+    # to the nearest one (Bb) where it only begins, and runs through B once under way.
+    assert hinted_pitch(Hint(2, 1), "S,0.500,<P4,m-2>", fmaj, 69, (55, 84)) == 70
+    assert hinted_pitch(Hint(2, 2), "S,0.500,<P4,m-2>", fmaj, 69, (55, 84)) == 71
+    # An outside tone (Bb over a C triad) is never kept: bent to the nearest chord tone.
+    assert hinted_pitch(Hint(3, 3), "C,0.500,<d5,P1>", parse_chord("C"), 67, (55, 84)) == 72
     assert hinted_pitch(hint, line[3][0], fmaj, 69, (55, 68)) is None  # no chord tone in window and range
     assert hinted_pitch(hint, line[3][0], fmaj, None, (55, 84)) is None
     assert hinted_pitch(None, line[3][0], fmaj, 69, (55, 84)) is None
+
+
+def test_a_pitch_taken_from_the_player_is_heard_as_played_and_kept_under_the_cap(bundle, monkeypatch):
+    """Where the player's interval gives another pitch than the value drawn says (an
+    approach tone for a chord tone, a figure under way), the model and the memory's
+    context hear the value of the pitch played, so the verbatim cap judges what sounds;
+    a pitch whose value the cap masked is not taken."""
+    chord = parse_chord("C")
+    drawn = bundle.vocab.value(bundle.vocab.index("C,0.500,<d4,M-2>"))  # a chord tone, -2..4 semitones up
+
+    def play_once(masked: bool):
+        memory = memory_of(bundle, RUN)
+        soloist = Soloist(Runtime(bundle), np.random.default_rng(0), memory=memory)
+        soloist.imitation = 1.0
+        soloist.hear("C,0.500", 0.0, True, chord, 60)
+        monkeypatch.setattr(soloist.runtime, "sample", lambda *a, **k: bundle.vocab.index(drawn))
+        monkeypatch.setattr(memory, "interval_for", lambda token: Hint(1, FIGURE))  # C#: an approach tone
+        played = bundle.vocab.value(bundle.vocab.index(encode_value(61, 0.5, chord, 60)))
+        if masked:
+            mix = memory.mix
+
+            def masking(*args):
+                out = mix(*args)
+                memory.masked = np.array([bundle.vocab.index(played)])
+                return out
+            monkeypatch.setattr(memory, "mix", masking)
+        value, midi, _ = soloist.play(0.5, False, chord)
+        return soloist, value, midi, played
+
+    soloist, value, midi, played = play_once(False)
+    assert midi == 61 and parse_value(played).type == "A" and value == played
+    assert soloist.prev_token == soloist._context[-1] == bundle.vocab.index(played)
+    soloist, value, midi, played = play_once(True)
+    assert midi != 61 and value == drawn and soloist.prev_token == bundle.vocab.index(drawn)
 
 
 def test_a_memory_moves_to_another_models_vocabulary(bundle):

@@ -43,7 +43,8 @@ def test_the_range_follows_the_players_notes_within_the_hard_bounds():
 
 
 def answer_pitches(bundle, follow: bool, call: list[int]) -> tuple[list[int], tuple[int, int]]:
-    engine = Engine(Runtime(bundle), np.random.default_rng(2), Settings(follow_register=follow))
+    # (imitation 0: the range alone; the session memory would take up the call's pitches too)
+    engine = Engine(Runtime(bundle), np.random.default_rng(2), Settings(follow_register=follow, imitation=0.0))
     clock = ManualClock(engine, tempo=120)
     for n in (48, 52, 55):
         clock.feed(NoteOn(0.0, n, 70))
@@ -75,3 +76,41 @@ def test_a_short_call_already_sets_the_register():
     reg.hear(84)
     lo, hi = reg.range((55, 84))
     assert hi == 84 and lo > 55 + 6
+
+
+def test_a_new_phrase_re_enters_toward_the_players_centre():
+    reg = Register()
+    for p in [60, 62, 64][:WARM_UP - 1]:
+        reg.hear(p)
+    assert reg.re_entry(76, 1.0) == 76  # too few notes: no centre yet
+    for p in [60, 62, 64, 62, 60, 62]:
+        reg.hear(p)
+    centre = reg.mean
+    assert reg.re_entry(76, 0.0) == 76
+    assert reg.re_entry(76, 1.0) == round(centre)
+    assert reg.re_entry(76, 0.5) == round(76 + 0.5 * (centre - 76))
+    assert reg.re_entry(50, 0.5) == round(50 + 0.5 * (centre - 50))  # from below too
+
+
+def first_answer_note(bundle, imitation: float, seed: int) -> int:
+    engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(imitation=imitation))
+    clock = ManualClock(engine, tempo=120)
+    for n in (48, 52, 55):
+        clock.feed(NoteOn(0.0, n, 70))
+    call = [62, 64, 62, 60, 62, 64, 62, 60, 72, 76, 79, 84]  # around D4, ending two octaves up
+    for i, p in enumerate(call):
+        clock.feed(NoteOn(i * 0.5 + 0.01, p, 100))
+        clock.feed(NoteOff(i * 0.5 + 0.45, p))
+    end = len(call) * 0.5
+    return next(e.number for e in clock.run_until(end + 12.0) if e.kind == "on" and e.t > end)
+
+
+def test_with_imitation_the_answer_starts_nearer_the_calls_centre_than_its_last_note(tiny):
+    """Real next phrases re-enter toward the soloist's centre: the answer's first note is
+    placed from the call's last note moved toward the call's mean pitch by `imitation`
+    (at 0, from the last note as before)."""
+    seeds = range(12)
+    before = [first_answer_note(tiny, 0.0, s) for s in seeds]
+    after = [first_answer_note(tiny, 1.0, s) for s in seeds]
+    centre = np.mean([62, 64, 62, 60, 62, 64, 62, 60, 72, 76, 79, 84])
+    assert np.mean(np.abs(np.array(after) - centre)) < np.mean(np.abs(np.array(before) - centre)) - 3

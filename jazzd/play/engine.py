@@ -87,7 +87,10 @@ Session memory (`jazzd.model.memory`): every value the engine hears (the player'
 and the rests between them, as they reach the model) is also learned by `memory`, never
 a value jazzd plays; the soloist mixes the memory into the model's choice as much as
 `imitation` says (0: not at all, the decoding of an engine without memory).  The memory
-outlives the engine: the daemon hands the same one to the engine of a new model.
+outlives the engine: the daemon hands the same one to the engine of a new model.  At
+`imitation` above 0 (with `follow_register`) an answer or duet turn is placed from the
+player's last note moved toward the centre of their register
+(`jazzd.play.register.Register.re_entry`), as real next phrases re-enter.
 
 Its own line keeps the beat, whatever lengths the model chooses.  The vocabulary holds
 quintuplet fifths, septuplet sevenths and 0.3s, and a line laid end to end from them
@@ -575,6 +578,9 @@ class Engine:
         self._snapshots.clear()
         if cursor is not None and cursor < start - _EPS:  # the rests leading in can be taken back
             self._snapshots.append(_Planned(cursor, start, None, None, before, lead_in=True))
+        solo = self.soloist
+        if s.imitation > 0 and s.follow_register and solo.prev_midi is not None:
+            solo.prev_midi = self.register.re_entry(solo.prev_midi, s.imitation)  # (the snapshot keeps the old)
         return start
 
     def _plan_until(self, horizon: float, now: float, plan: Plan, aside: bool = False) -> None:

@@ -141,7 +141,7 @@ class Settings:
     temperature: float = setting("engine.temperature", Between(0, 3), 1.0)
     top_p: float = setting("engine.top_p", Between(0, 1, lo_open=True), 0.95)
     density: float = setting("engine.density", Between(0, 1), 1.0)
-    imitation: float = setting("engine.imitation", Between(0, 1), 0.0)
+    imitation: float = setting("engine.imitation", Between(0, 1), 0.9)
     range_low: int = setting("engine.range_low", Between(0, 127), 55)
     range_high: int = setting("engine.range_high", Between(0, 127), 84)
     follow_register: bool = setting("engine.follow_register", Flag(), True)

@@ -141,7 +141,15 @@ class Soloist:
                                  self.chooser)
         if self.hint is not None and midi is not None:
             hinted = hinted_pitch(self.hint, value, chord, self.prev_midi, self.pitch_range)
-            midi = midi if hinted is None else hinted
+            if hinted is not None and hinted != midi:
+                v = parse_value(value)
+                played = encode_value(hinted, v.dur, chord, self.prev_midi if v.window is not None else None)
+                token = self.vocab.index(played)
+                if token not in self.memory.masked:
+                    if played != value:
+                        value = played
+                        self.amend(value)
+                    midi = hinted
         if midi is not None:
             self.prev_midi = midi
         return value, midi, dur
