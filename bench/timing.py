@@ -22,7 +22,7 @@ holds a chord into jazzd:in and records jazzd's output for N seconds.  Reports:
   in ms and JACK periods.  Two JACK hops (client -> jazzd -> client) are in these.
 
 With `--clock link` (needs the link extra), only this: the bench is a Link peer (session
-at --link-tempo, founded 0.6 s before jazzd starts) and runs `jazzd run --mode solo
+at --link-tempo, founded 1.5 s before jazzd starts) and runs `jazzd run --mode solo
 --clock link`; reports how long jazzd took to join (its log line), and its note onsets
 against the bench peer's Link timeline (`beatAtTime`, twelfths of a beat): signed median
 (the output path's constant lateness: JACK's period) and |error| median, p99, max, at
@@ -243,7 +243,7 @@ def link_session(tmp: Path, server: str, model: list[str], tempo: float, seconds
 
     peer = link.Link(tempo)
     peer.enabled = True
-    time.sleep(0.6)  # the older session (by 0.5 s) is the one both keep
+    time.sleep(1.5)  # the older session (by 0.5 s) is the one both keep; 0.6 s was not always enough
     try:
         proc, _ready, _sock = start_jazzd(tmp, server, ["--mode", "solo", "--clock", "link", *model])
         _kbd, rec = clients(server)

@@ -161,7 +161,9 @@ def test_with_feel_player_the_answer_swings_as_the_player_did(session):
     from jazzd.music.feel import beat_feels, swing_position
 
     from .jackserver import PERIOD, RATE
+    # (imitation 0: this is about the feel; what the answer takes up of the call is tested elsewhere)
     s = session("--mode", "call", "--clock", "midi", "--feel", "player", "--set", "engine.seed=3",
+                "--set", "engine.imitation=0",
                 "--set", "call.turn_taking=silence", "--set", "call.answer_beats=16", model_flag=False)
     bpm, t0 = 160.0, 0.1
     spb = 60.0 / bpm

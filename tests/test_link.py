@@ -272,8 +272,12 @@ def test_jazzd_joins_a_link_session_and_plays_on_its_timeline_tempo_and_transpor
     peer = link.Link(100.0)
     peer.startStopSyncEnabled = True
     peer.enabled = True
-    time.sleep(0.6)  # a session 0.5 s older than jazzd's is the one both keep (Link's rule)
-    s = session("--mode", "solo", "--clock", "link", "--set", "clock.link_start_stop=true")
+    # A session 0.5 s older than jazzd's is the one both keep (Link's rule); 0.6 s before
+    # jazzd started, jazzd's 120 bpm won now and then (1 run in 3): the margin is 1.5 s.
+    time.sleep(1.5)
+    # (a fixed seed: the tiny model's rests are its choice, and the counts below need notes)
+    s = session("--mode", "solo", "--clock", "link", "--set", "clock.link_start_stop=true",
+                "--set", "engine.seed=5")
     offset = _offset(peer)
     try:
         # Joined: jazzd says after how long; the session keeps the peer's tempo, not
