@@ -17,8 +17,8 @@ from jazzd.live.daemon import Daemon, _request_forget
 from jazzd.live.notify import Notifier
 from jazzd.model.bundle import load_bundle
 from jazzd.model.memory import (
-    MAX_FILE_BYTES,
     FIGURE,
+    MAX_FILE_BYTES,
     ORDER,
     RECENT,
     VERBATIM_CAP,
