@@ -43,6 +43,7 @@ keeps its length).
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
 
@@ -85,7 +86,7 @@ class Articulate:
             return
         self._player_key = key
         shares, medians = [], []
-        for (on, end), (nxt, _) in zip(notes, notes[1:], strict=False):
+        for (on, end), (nxt, _) in itertools.pairwise(notes):
             ioi = nxt - on
             if end is None or ioi <= _EPS or nxt - end >= PHRASE_REST:
                 continue
@@ -139,9 +140,6 @@ class Articulate:
             share = min(share * factor, 1.0)
             held = span * (1.0 - amount * (1.0 - share))
             off = on + min(held, length)
-            if length >= floor:
-                off = max(off, on + floor)
-            else:
-                off = end
+            off = max(off, on + floor) if length >= floor else end
             out.append((on, off if math.isfinite(off) else end))
         return out
