@@ -234,6 +234,8 @@ def _overrides(args) -> dict:
         overrides["clock.send"] = True
     if args.realtime:
         overrides["system.realtime"] = True
+    if getattr(args, "start_jack", False):
+        overrides["midi.start_jack"] = "auto"
     return {**overrides, **parse_overrides(args.set or [])}
 
 
@@ -429,6 +431,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help='session memory file, loaded at start and saved on stop ("off": none; '
                                "default: memory.json in $STATE_DIRECTORY when set)")
     settings.add_argument("--backend", choices=["auto", "alsa", "jack", "coremidi", "winmm"])
+    settings.add_argument("--start-jack", action="store_true",
+                          help="with no MIDI system running, start jazzd's own JACK server (dummy driver; "
+                               "needs jackd2) and play on it ([midi] start_jack = \"auto\")")
     settings.add_argument("--in", dest="input", metavar="NAME", help="connect to this input port (index or name)")
     settings.add_argument("--out", dest="output", metavar="NAME", help="connect to this output port (index or name)")
     settings.add_argument("--mode", choices=["call", "duet", "solo"])

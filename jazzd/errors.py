@@ -41,3 +41,7 @@ class PortError(JazzdError):
     """A MIDI port or MIDI system that cannot be opened."""
 
     exit_code = 2
+
+
+class NoMidiSystem(PortError):
+    """No MIDI system at all could be opened (as against a port that is not there)."""

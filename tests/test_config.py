@@ -32,7 +32,7 @@ from jazzd.play.settings import Settings
 
 # The defaults as documented in the design (and in default.toml's comments).
 DOCUMENTED = {
-    "midi": {"backend": "auto", "client_name": "jazzd", "input": "", "output": "",
+    "midi": {"backend": "auto", "start_jack": "never", "client_name": "jazzd", "input": "", "output": "",
              "input_channel": 0, "output_channel": 1, "thru": False},
     "clock": {"source": "internal", "tempo": 120.0, "send": False, "link_latency_ms": 0.0,
               "link_start_stop": False, "beats_per_bar": 4},

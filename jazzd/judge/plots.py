@@ -97,23 +97,32 @@ def draw_all(folder: Path, sets, tables, result: dict) -> list[Path]:
     return paths
 
 
-def piano_roll(path, notes: list[Note], progression: Progression, bars: int, title: str = "") -> Path:
-    """A PNG piano roll with the chord symbols over their bars (needs matplotlib)."""
+def piano_roll(path, notes: list[Note], progression: Progression, bars: int, title: str = "",
+               others: dict[str, list[Note]] | None = None, label: str = "") -> Path:
+    """A PNG piano roll with the chord symbols over their bars (needs matplotlib); with
+    `others` ({voice: notes}) those voices too, each in its colour, and a legend naming
+    `label` (the first voice) and theirs."""
     plt = _pyplot()
-    from matplotlib.patches import Rectangle
+    from matplotlib.patches import Patch, Rectangle
 
     bpb = progression.beats_per_bar
     fig, ax = plt.subplots(figsize=(max(8, bars * 1.2), 4))
-    for n in notes:
-        ax.add_patch(Rectangle((n.onset, n.midi - 0.4), n.dur, 0.8, color="tab:blue", alpha=0.4 + n.velocity / 250))
-    low = min([n.midi for n in notes], default=60) - 3
-    high = max([n.midi for n in notes], default=72) + 3
+    voices = [(label, notes, "tab:blue"), *((name, ns, colour) for (name, ns), colour
+                                            in zip((others or {}).items(), ("tab:orange", "tab:green", "tab:red"), strict=False))]
+    for _name, ns, colour in voices:
+        for n in ns:
+            ax.add_patch(Rectangle((n.onset, n.midi - 0.4), n.dur, 0.8, color=colour, alpha=0.4 + n.velocity / 250))
+    every = [n.midi for _name, ns, _c in voices for n in ns]
+    low = min(every, default=60) - 3
+    high = max(every, default=72) + 3
     for bar in range(bars + 1):
         ax.axvline(bar * bpb, color="grey", lw=0.8 if bar % 4 else 1.5)
     for bar in range(bars):
         for pos, chord in progression.chords_in_bar(bar):
             ax.text(bar * bpb + pos + 0.05, high + 0.5, chord.symbol, fontsize=8, va="bottom")
     ax.set(xlim=(0, bars * bpb), ylim=(low, high + 2.5), xlabel="beats", ylabel="MIDI pitch", title=title)
+    if others:
+        ax.legend(handles=[Patch(color=c, label=name) for name, _ns, c in voices], loc="lower right", fontsize=8)
     fig.tight_layout()
     path = Path(path)
     fig.savefig(path, dpi=100)

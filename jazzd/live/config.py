@@ -70,6 +70,7 @@ PORT = Text('"" (a virtual port) or a port number or name in quotes, e.g. "1"')
 # its type.  The engine's keys are the fields of `Settings`, with their rules.
 SHELL_RULES: dict[str, Rule] = {
     "midi.backend": OneOf(("auto", "alsa", "jack", "coremidi", "winmm")),
+    "midi.start_jack": OneOf(("auto", "never")),
     "midi.client_name": Text("non-empty text in quotes", nonempty=True),
     "midi.input": PORT,
     "midi.output": PORT,

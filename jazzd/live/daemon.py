@@ -28,8 +28,8 @@ from collections import deque
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from jazzd.errors import BundleError, JazzdError
-from jazzd.live import midi
+from jazzd.errors import BundleError, JazzdError, NoMidiSystem
+from jazzd.live import jackserver, midi
 from jazzd.live.clock import (
     InternalClock,
     LinkFollower,
@@ -109,6 +109,7 @@ class Daemon:
         self.memory = SessionMemory()
         self.memory_file: Path | None = None
         self.ports = None
+        self.jack: jackserver.EmbeddedServer | None = None  # jazzd's own JACK server ([midi] start_jack)
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
         self.model_name = ""
         self.programs: list[tuple[Path, Runtime]] = []  # [model] folder, loaded: program k is the kth
@@ -168,8 +169,7 @@ class Daemon:
         self.engine = self._new_engine(cfg, runtime, memory=self.memory)
         self.model_name = path.name
         self.programs = load_programs(cfg)
-        m = cfg.midi
-        self.ports = ports or open_ports(m.backend, m.client_name, m.input or None, m.output or None)
+        self.ports = ports or self._open_ports()
         now = time.monotonic() if now is None else now
         if cfg.clock.source == "internal":
             self.clock = InternalClock(cfg.clock.tempo, now + START_DELAY_S, cfg.clock.beats_per_bar)
@@ -188,6 +188,34 @@ class Daemon:
                 f"{self._clock_text()}; mode {cfg.engine.mode}")
         self.notifier.ready(self.status_text())
         return line
+
+    def _open_ports(self):
+        """Open the configured ports; with no MIDI system at all and `start_jack = "auto"`,
+        start jazzd's own JACK server (`jazzd.live.jackserver`) and open them on it."""
+        m = self.cfg.midi
+        try:
+            return open_ports(m.backend, m.client_name, m.input or None, m.output or None)
+        except NoMidiSystem as err:
+            if m.backend not in ("auto", "jack"):
+                raise
+            if m.start_jack != "auto":
+                raise NoMidiSystem(f"{str(err).rstrip('.')}; or let jazzd start its own JACK server: "
+                                   f"--start-jack ([midi] start_jack = \"auto\"; needs jackd2)") from None
+            why = str(err).split(". To fix it")[0]
+            self.jack = jackserver.start(log=log.warning, why=why)
+        os.environ["JACK_DEFAULT_SERVER"] = self.jack.name  # for rtmidi and the server watch
+        return open_ports("jack", m.client_name, m.input or None, m.output or None)
+
+    def jack_line(self) -> str:
+        """The line saying that jazzd runs on its own JACK server and how to reach it ("" if not)."""
+        if self.jack is None or self.ports is None:
+            return ""
+        return self.jack.connect_line(self.ports.input_name, self.ports.output_name)
+
+    def stop_jack(self) -> None:
+        """Stop jazzd's own JACK server, if it started one: last, after the ports closed."""
+        if self.jack is not None:
+            self.jack.stop()
 
     def _clock_text(self) -> str:
         if self.link is not None:
@@ -739,14 +767,22 @@ def main(config_file=None, overrides=None, realtime: bool = False, clock_out: bo
     if realtime or cfg.system.realtime:
         set_realtime()
     try:
-        print_ready(daemon.start())
-        gc.collect()
-        gc.freeze()  # start-up objects leave the collector's view: its pauses stay short
-    except JazzdError:
-        daemon.notifier.stopping()
-        raise
-    try:
-        return daemon.run()
-    except Exception:
-        log.exception("runtime failure")
-        return 1
+        try:
+            ready = daemon.start()
+            if daemon.jack is not None:
+                print_ready(daemon.jack_line())
+            print_ready(ready)
+            gc.collect()
+            gc.freeze()  # start-up objects leave the collector's view: its pauses stay short
+        except JazzdError:
+            daemon.notifier.stopping()
+            if daemon.ports is not None:
+                daemon.ports.close()
+            raise
+        try:
+            return daemon.run()
+        except Exception:
+            log.exception("runtime failure")
+            return 1
+    finally:
+        daemon.stop_jack()

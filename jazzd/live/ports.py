@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 
 import rtmidi
 
-from jazzd.errors import PortError
+from jazzd.errors import NoMidiSystem, PortError
 from jazzd.live.stamps import Arrivals
 
 # Our backend names and rtmidi's API constants, in one table.
@@ -206,7 +206,7 @@ def _connect(backend: str, client_name: str):
         head = "No MIDI system could be opened: tried " + _and(reasons)
     else:
         head = f"Cannot open MIDI ports with {reasons[0]}"
-    raise PortError(f"{head}. To fix it, {_fix_text(failed)}.")
+    raise NoMidiSystem(f"{head}. To fix it, {_fix_text(failed)}.")
 
 
 def _close_clients(*clients) -> None:

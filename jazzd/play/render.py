@@ -42,8 +42,9 @@ def voicing(chord, low: int = 52) -> list[int]:
 
 
 def write_midi(path, notes: list[Note], progression: Progression, bars: int, tempo_bpm: float,
-               comp: bool = True) -> Path:
-    """A type-1 MIDI file: tempo map, the solo (channel 1) and chord voicings (channel 2)."""
+               comp: bool = True, player: list[Note] | None = None, solo_name: str = "solo") -> Path:
+    """A type-1 MIDI file: tempo map, the solo (channel 1), chord voicings (channel 2) and,
+    when given, the `player`'s notes (channel 3, a piano: `jazzd demo`'s other voice)."""
     def tick(beats: float) -> int:  # a downbeat the feel played early sounds from the start
         return max(round(beats * TICKS_PER_BEAT), 0)
 
@@ -57,6 +58,10 @@ def write_midi(path, notes: list[Note], progression: Progression, bars: int, tem
     solo += [(tick(n.onset + n.dur), 0, mido.Message("note_off", channel=0, note=n.midi, velocity=0))
              for n in notes]
     chords = []
+    played = [(tick(n.onset), 1, mido.Message("note_on", channel=2, note=n.midi, velocity=n.velocity))
+              for n in player or ()]
+    played += [(tick(n.onset + n.dur), 0, mido.Message("note_off", channel=2, note=n.midi, velocity=0))
+               for n in player or ()]
     if comp:
         bpb = progression.beats_per_bar
         spans = []
@@ -73,8 +78,9 @@ def write_midi(path, notes: list[Note], progression: Progression, bars: int, tem
                 chords.append((tick(stop), 0, mido.Message("note_off", channel=1, note=p, velocity=0)))
     mid = mido.MidiFile(type=1, ticks_per_beat=TICKS_PER_BEAT)
     mid.tracks.append(meta)
-    for name, program, channel, events in (("solo", SOLO_PROGRAM, 0, solo), ("chords", COMP_PROGRAM, 1, chords)):
-        if not events and name == "chords":
+    for name, program, channel, events in ((solo_name, SOLO_PROGRAM, 0, solo), ("chords", COMP_PROGRAM, 1, chords),
+                                           ("player", COMP_PROGRAM, 2, played)):
+        if not events and name in ("chords", "player"):
             continue
         track = mido.MidiTrack([mido.MetaMessage("track_name", name=name, time=0),
                                 mido.Message("program_change", channel=channel, program=program, time=0)])
