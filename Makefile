@@ -9,10 +9,19 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # jackd2: a JACK server for the real-port tests; systemd and procps: the unit-file checks.
 APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps
 
-.PHONY: run test check deps venv lint bench soak clean
+.PHONY: run demo test check deps jack-deps venv lint bench soak clean
 
+# With no MIDI system running (no ALSA sequencer, no JACK server), jazzd starts its own
+# JACK server on the dummy driver (--start-jack); jack-deps installs jackd2 for it first.
 run: $(BIN)/.installed-run
-	$(BIN)/jazzd run $(ARGS)
+	@$(MAKE) --no-print-directory jack-deps NEED_JACK=$$([ -e /dev/snd/seq ] && echo no || echo yes)
+	$(BIN)/jazzd run --start-jack $(ARGS)
+
+# The live path in half a minute, no keyboard: a built-in player calls, jazzd answers on
+# JACK (its own server if none runs); writes demo/demo.mid and demo/demo.png.
+demo: $(BIN)/.installed-demo
+	@$(MAKE) --no-print-directory jack-deps NEED_JACK=yes
+	$(BIN)/jazzd demo -o $(or $(DIR),demo) $(ARGS)
 
 # Everything, in two runs: first all but the real-port tests, on both cores (pytest-xdist);
 # then the JACK tests alone, since they keep time on real ports and a busy second core
@@ -40,6 +49,15 @@ deps:
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
 
+# jackd2 only where it is needed (NEED_JACK=yes) and missing, and no JACK server runs.
+jack-deps:
+	@if [ "$(NEED_JACK)" = yes ] && ! command -v jackd >/dev/null 2>&1 && \
+	    [ ! -S /dev/shm/jack_$${JACK_DEFAULT_SERVER:-default}_$$(id -u)_0 ]; then \
+	  echo "no MIDI system here: installing jackd2 for jazzd's own JACK server"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends jackd2; \
+	fi
+
 venv: $(BIN)/.installed
 
 # The daemon needs only numpy, mido and python-rtmidi; the tests also take the train
@@ -52,11 +70,16 @@ $(BIN)/.installed-run: pyproject.toml
 	$(BIN)/python -m pip install -q -e .
 	touch $@
 
+# The demo adds matplotlib for its piano roll.
+$(BIN)/.installed-demo: $(BIN)/.installed-run
+	$(BIN)/python -m pip install -q -e '.[demo]'
+	touch $@
+
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[train,test,link]'
-	touch $@ $(BIN)/.installed-run
+	touch $@ $(BIN)/.installed-run $(BIN)/.installed-demo
 
 lint: venv
 	$(BIN)/ruff check jazzd tests bench

@@ -245,6 +245,12 @@ def _cmd_run(args) -> int:
     return run_daemon(args.config, _overrides(args), print_ready=lambda line: print(line, flush=True))
 
 
+def _cmd_demo(args) -> int:
+    from jazzd.demo import run_demo
+
+    return run_demo(Path(args.output), tempo=args.tempo, seed=args.seed, model=args.model)
+
+
 def _cmd_config(args) -> int:
     """The settings `jazzd run` with the same options would use, and where each came from."""
     from jazzd.live.config import default_config_text, dump, load_config
@@ -452,6 +458,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("run", parents=[settings], help="run the live improviser on MIDI ports")
     p.set_defaults(func=_cmd_run)
+
+    p = sub.add_parser("demo", help="the live path in half a minute with no keyboard: a built-in player calls, "
+                                    "jazzd answers on real MIDI ports (its own JACK server if none runs)")
+    p.add_argument("-o", "--output", default="demo", metavar="DIR", help="folder for demo.mid and demo.png (default: demo)")
+    p.add_argument("--tempo", type=float, default=160.0, metavar="BPM")
+    p.add_argument("--seed", type=int, default=7, metavar="S", help="jazzd's engine.seed (default 7)")
+    p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
+    p.set_defaults(func=_cmd_demo)
 
     p = sub.add_parser("config", parents=[settings],
                        help="print the settings in effect (TOML), with where each came from")

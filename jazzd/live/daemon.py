@@ -193,6 +193,9 @@ class Daemon:
         """Open the configured ports; with no MIDI system at all and `start_jack = "auto"`,
         start jazzd's own JACK server (`jazzd.live.jackserver`) and open them on it."""
         m = self.cfg.midi
+        if m.start_jack == "auto" and m.backend in ("auto", "jack"):
+            # A server a killed jazzd left behind would pass for a running one: stop it first.
+            jackserver.clean_stale(jackserver.server_name(), log.warning)
         try:
             return open_ports(m.backend, m.client_name, m.input or None, m.output or None)
         except NoMidiSystem as err:
