@@ -40,6 +40,7 @@ def test_it_polls_rarely_when_nothing_comes_in_and_often_while_the_player_plays(
 def test_thru_and_a_running_midi_clock_are_polled_every_millisecond(model):
     assert started(model, **{"midi.thru": True})._poll_interval(1.0) == loop.POLL_S
     d = started(model, **{"clock.source": "midi"})
+    assert d._poll_interval(1.0) == loop.POLL_ACTIVE_S  # waiting for a clock: never the idle rate
     d.ports.inbox += [b"\xfa", b"\xf8"]
     d.step(1.0)
     assert d.follower.running and d._poll_interval(1.01) == loop.POLL_S

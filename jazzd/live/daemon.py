@@ -376,12 +376,19 @@ class Daemon:
         thru (the player's notes go out again at once) and a running MIDI clock (a beat
         begins when its pulse is read, and the engine plans that beat's notes then);
         every 5 ms while the player plays (what jazzd plays changes that much later, a
-        few milliseconds into a note); every 20 ms when nothing came in for `ACTIVE_S`.
-        Deadlines (notes, beats, clock pulses) are met as before whatever this says."""
+        few milliseconds into a note) and while it waits for a MIDI clock; every 20 ms
+        when nothing came in for `ACTIVE_S`.  (Waiting for a MIDI clock, not 20: the first
+        messages after a silence are timed by the poll that reads them, until a prompt
+        read places the MIDI system's clock (`jazzd.live.stamps`), and a DAW's first
+        pulses timed up to 20 ms late were numbered a pulse apart from the next ones, every
+        beat a pulse late for good, 2 JACK test runs in 8.)  Deadlines (notes, beats,
+        clock pulses) are met as before whatever this says."""
         if self.cfg.midi.thru or (self.follower is not None and self.follower.running
                                   and now - self._last_input < ACTIVE_S):
             return POLL_S
-        return POLL_ACTIVE_S if now - self._last_input < ACTIVE_S else POLL_IDLE_S
+        if self.follower is not None or now - self._last_input < ACTIVE_S:
+            return POLL_ACTIVE_S
+        return POLL_IDLE_S
 
     # --- ports that come and go ---------------------------------------------------------------
     def _check_ports(self, now: float) -> None:
