@@ -138,17 +138,22 @@ def _start_jazzd(work: Path, tempo: float, seed: int, model: str | None) -> tupl
            *(["--model", model] if model else [])]
     env = {**os.environ, "XDG_CONFIG_HOME": str(work / "config"), "OPENBLAS_NUM_THREADS": "1"}
     with open(work / "jazzd.stderr", "w") as err:  # a file, not a pipe nobody reads
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, text=True)
+        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=err, bufsize=0)
+    # Raw reads: a buffered readline can take the ready line into its buffer with the
+    # line before it, where select() no longer sees it.
     lines: list[str] = []
+    pending = b""
     deadline = time.monotonic() + READY_TIMEOUT_S
     while time.monotonic() < deadline:
         ready, _, _ = select.select([proc.stdout], [], [], 0.2)
         if ready:
-            line = proc.stdout.readline()
-            if not line:
+            chunk = os.read(proc.stdout.fileno(), 65536)
+            if not chunk:
                 break
-            lines.append(line.rstrip("\n"))
-            if line.startswith("jazzd ready"):
+            pending += chunk
+            *done, pending = pending.split(b"\n")
+            lines += [line.decode(errors="replace") for line in done]
+            if any(line.startswith("jazzd ready") for line in lines):
                 return proc, lines
         elif proc.poll() is not None:
             break
@@ -197,11 +202,11 @@ def perform(ports, plan: Script, tempo: float) -> tuple[float, list[tuple[float,
             ports.send(timed[i][1])
             sent.append((time.monotonic(), timed[i][1]))
             i += 1
-        got += ports.poll(now)
+        got += [(t, m) for m, t in ports.poll(now)]
         wake = timed[i][0] if i < len(timed) else finish
         time.sleep(max(0.0, min(wake - time.monotonic(), 0.003)))
     time.sleep(0.05)
-    got += ports.poll()
+    got += [(t, m) for m, t in ports.poll()]
     return t0, sent, got
 
 
