@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from jazzd.errors import PortError
+from jazzd.live import jackserver
 from jazzd.live.ports import jack_server_pid, jack_server_socket, list_ports, open_ports
 from jazzd.music.progression import parse_progression
 from jazzd.play.render import Note, voicing, write_midi
@@ -119,12 +120,14 @@ def script() -> Script:
 
 def _jack_environment() -> tuple[str, bool]:
     """The JACK server to play on: the one running (JACK_DEFAULT_SERVER or "default"),
-    else a name for jazzd's own (unique to this run).  Sets JACK_DEFAULT_SERVER here and
+    else the name of jazzd's own (`jackserver.server_name`).  Sets JACK_DEFAULT_SERVER here and
     for jazzd.  Returns (name, started by jazzd)."""
     os.environ["JACK_NO_START_SERVER"] = "1"
     if jack_server_pid(jack_server_socket()) is not None:
         return os.environ.get("JACK_DEFAULT_SERVER") or "default", False
-    name = f"jazzd-demo-{os.getpid()}"
+    # jazzd's own name (`make run`'s server too): jack2 frees a killed server's place in
+    # its table of servers only when one of the same name starts again.
+    name = jackserver.server_name()
     os.environ["JACK_DEFAULT_SERVER"] = name
     return name, True
 

@@ -85,6 +85,9 @@ def test_with_no_jack_running_jazzd_starts_its_own_plays_on_it_and_leaves_none(u
         code = s.proc.wait(15)
         assert code == (-signal.SIGKILL if sig == signal.SIGKILL else 0), s.stderr()
         assert gone(unused.name), f"jackd {jackds(unused.name)} left after {sig.name}"
+        end = time.monotonic() + 5  # exiting, its cmdline is empty before it is gone
+        while process_alive(pid) and time.monotonic() < end:
+            time.sleep(0.02)
         assert not process_alive(pid)
     finally:
         s.close()

@@ -228,6 +228,13 @@ def _wait_ready(server: EmbeddedServer, env: dict, log_path: Path) -> None:
                 return
         time.sleep(0.02)
     code = server.process.poll()
+    text = log_path.read_text(errors="replace") if log_path.exists() else ""
+    if "Too many servers" in text:
+        # jack2 keeps 8 servers in /dev/shm/jack-shm-registry and frees the slot of a killed
+        # one only when a server of the same name starts again.
+        raise PortError(f"jazzd's own JACK server \"{server.name}\" could not start: JACK's table of "
+                        f"servers is full (8; killed servers keep their places); stop other JACK servers, "
+                        f"or remove /dev/shm/jack-shm-registry while none runs")
     tail = " | ".join(log_path.read_text(errors="replace").strip().splitlines()[-3:]) if log_path.exists() else ""
     raise PortError(f"jazzd's own JACK server \"{server.name}\" did not start within {START_TIMEOUT_S:.0f} s"
                     f"{f' (exit code {code})' if code is not None else ''}: {tail or 'no output'}; "
