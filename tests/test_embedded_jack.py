@@ -2,8 +2,8 @@
 starts one, plays on it, and leaves none behind however it stops; a stale one is
 stopped; a running server is used as it is; and `jazzd demo` end to end.
 
-Every server here has a name of its own (JACK_DEFAULT_SERVER=jazzd-emb-<pid>-<n>), so
-none of them meets the session's test server or another run's."""
+Every server here has a name of its own (JACK_DEFAULT_SERVER=jazzd-emb-<n>), so none of
+them meets the session's test server."""
 
 from __future__ import annotations
 
@@ -47,7 +47,10 @@ def unused(monkeypatch, tmp_path):
     """No JACK server reachable: JACK_DEFAULT_SERVER names one nobody runs."""
     if shutil.which("jackd") is None:
         pytest.skip("needs jackd (apt-get install --no-install-recommends jackd2)")
-    name = f"jazzd-emb-{os.getpid()}-{next(_count)}"
+    # The same names every run: jack2 frees a dead server's place in its table of 8
+    # (/dev/shm/jack-shm-registry) only when a server of that name starts again, so unique
+    # names would fill it on a machine where servers once crashed.
+    name = f"jazzd-emb-{next(_count)}"
     monkeypatch.setenv("JACK_DEFAULT_SERVER", name)
     monkeypatch.setenv("JACK_NO_START_SERVER", "1")
     monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path / "run"))
