@@ -41,3 +41,9 @@ class PortError(JazzdError):
     """A MIDI port or MIDI system that cannot be opened."""
 
     exit_code = 2
+
+
+class ControlError(JazzdError):
+    """The control socket: no daemon listening, access denied, or a request it refused."""
+
+    exit_code = 1

@@ -235,6 +235,15 @@ class Engine:
     def spb(self) -> float:
         return 60.0 / self._tick.tempo
 
+    @property
+    def state(self) -> str:
+        """What the engine does now: listen, answer (call mode) or play."""
+        return self._state
+
+    def chord_at(self, t: float) -> Chord | None:
+        """The chord the engine plays over at time `t` (the player's, else the progression's)."""
+        return self._chord(self.beat_of(t) if self._tick is not None else 0.0)
+
     def beat_of(self, t: float) -> float:
         return self._tick.beat + (t - self._tick.t) / self.spb
 
