@@ -11,6 +11,7 @@ import os
 import shutil
 import socket
 import stat
+import subprocess
 import tempfile
 import threading
 from pathlib import Path
@@ -342,4 +343,20 @@ def test_jazzd_status_and_ctl_talk_to_the_socket(model, short_dir, capsys):
     finally:
         stop.set()
         thread.join()
+    d.shutdown(1.0)
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not os.access("/usr/bin/python3", os.X_OK),
+                    reason="needs root (to run a client as a second uid) and /usr/bin/python3 (which it can run)")
+def test_another_user_cannot_connect(model, short_dir):
+    d = started(model, short_dir)
+    os.chmod(short_dir, 0o755)  # the folder open: the socket's own mode (0600) is what refuses
+    probe = ("import socket, sys\ns = socket.socket(socket.AF_UNIX)\n"
+             "try:\n    s.connect(sys.argv[1])\nexcept PermissionError:\n    print('denied')\n"
+             "else:\n    print('connected')\n")
+    result = subprocess.run(["/usr/bin/python3", "-c", probe, str(d.control.path)], user=65534,
+                            capture_output=True, text=True, timeout=30, cwd="/")
+    assert result.stdout.strip() == "denied", result.stderr
+    d.serve_control(0.0)
+    assert d.control.counts["accepted"] == 0
     d.shutdown(1.0)
