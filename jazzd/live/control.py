@@ -33,6 +33,7 @@ import grp
 import json
 import logging
 import os
+import select
 import socket
 import stat
 import tempfile
@@ -145,10 +146,11 @@ def parse_request(line: bytes) -> dict:
 
 
 class _Client:
-    __slots__ = ("inbuf", "outbuf", "sock", "subscribed")
+    __slots__ = ("fd", "inbuf", "outbuf", "sock", "subscribed")
 
     def __init__(self, sock: socket.socket):
         self.sock = sock
+        self.fd = sock.fileno()
         self.inbuf = bytearray()
         self.outbuf = bytearray()
         self.subscribed = False
@@ -172,6 +174,8 @@ class ControlServer:
                                      "slow dropped", "events"), 0)
         self._turn = 0
         self.listener = self._listen(group)
+        self._poller = select.poll()
+        self._poller.register(self.listener, select.POLLIN)
 
     def _listen(self, group: str | None) -> socket.socket:
         path = self.path
@@ -205,21 +209,27 @@ class ControlServer:
         return sock
 
     def serve(self, now: float) -> None:
-        """One turn: accept, read, answer, send; bounded, never blocking."""
-        self._accept()
+        """One turn: accept, read, answer, send; bounded, never blocking.  One poll(2)
+        with no timeout says which sockets have something: with none, and nothing left
+        to answer or send, that is all a turn costs."""
+        ready = {fd for fd, _ in self._poller.poll(0)}
+        if not ready and not any(c.outbuf or b"\n" in c.inbuf for c in self.clients):
+            return
+        if self.listener.fileno() in ready:
+            ready |= self._accept()  # (what a new client sent with its connect is read at once)
         budget, commands = READ_PER_TURN, COMMANDS_PER_TURN
         n = len(self.clients)
         self._turn += 1
         for i in range(n):  # a different client first each turn: none starves the others
             client = self.clients[(i + self._turn) % n]
-            if budget > 0 and client.sock is not None:
+            if budget > 0 and client.sock is not None and client.fd in ready:
                 budget -= self._read(client)
             while client.sock is not None and commands > 0 and (end := client.inbuf.find(b"\n")) >= 0:
                 line = bytes(client.inbuf[:end + 1])
                 del client.inbuf[:end + 1]
                 commands -= 1
                 self._answer(client, line, now)
-            if client.sock is not None and len(client.inbuf) >= MAX_LINE:
+            if client.sock is not None and len(client.inbuf) >= MAX_LINE and client.inbuf.find(b"\n", 0, MAX_LINE) < 0:
                 self.counts["too long"] += 1
                 self._queue(client, encode({"ok": False, "error": f"a request line is at most {MAX_LINE} bytes"}))
                 self._flush(client)
@@ -248,15 +258,18 @@ class ControlServer:
             self.path.unlink()
 
     # --- inside a turn ---------------------------------------------------------------------
-    def _accept(self) -> None:
+    def _accept(self) -> set[int]:
+        """Take up to ACCEPTS_PER_TURN new clients (refusing those past MAX_CLIENTS);
+        returns the new clients' descriptors."""
+        new = set()
         for _ in range(ACCEPTS_PER_TURN):
             try:
                 sock, _ = self.listener.accept()
             except (BlockingIOError, InterruptedError):
-                return
+                break
             except OSError as err:  # EMFILE and the like: try again next turn
                 log.warning("control socket: cannot accept (%s)", err.strerror or err)
-                return
+                break
             sock.setblocking(False)
             if len([c for c in self.clients if c.sock is not None]) >= MAX_CLIENTS:
                 self.counts["refused"] += 1
@@ -266,6 +279,9 @@ class ControlServer:
                 continue
             self.counts["accepted"] += 1
             self.clients.append(_Client(sock))
+            self._poller.register(sock, select.POLLIN)
+            new.add(sock.fileno())
+        return new
 
     def _read(self, client: _Client) -> int:
         try:
@@ -327,6 +343,8 @@ class ControlServer:
         if client.subscribed:
             self.subscribers -= 1
             client.subscribed = False
+        with contextlib.suppress(KeyError, ValueError):
+            self._poller.unregister(client.fd)
         try:
             client.sock.close()
         finally:
