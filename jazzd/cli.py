@@ -321,8 +321,6 @@ def status_lines(st: dict) -> list[str]:
 
 def _cmd_status(args) -> int:
     """One look at the running daemon."""
-    import json
-
     with _control_client(args) as client:
         st = client.request("status")["status"]
     print(json.dumps(st, indent=2) if args.json else "\n".join(status_lines(st)))
@@ -331,8 +329,6 @@ def _cmd_status(args) -> int:
 
 def _cmd_ctl(args) -> int:
     """Steer the running daemon: set, mode, panic, reload, forget; subscribe prints its events."""
-    import json
-
     with _control_client(args) as client:
         if args.action == "set":
             reply = client.request("set", key=args.key, value=args.value)
@@ -349,6 +345,20 @@ def _cmd_ctl(args) -> int:
             reply = client.request(args.action)
             print(f"{args.action}: done" + (f" ({reply['status']['text']})" if "status" in reply else ""))
     return 0
+
+
+def _cmd_monitor(args) -> int:
+    """The terminal view of the running daemon (the monitor extra: Rich)."""
+    from jazzd.live.config import load_config
+    from jazzd.live.control import client_paths
+
+    try:
+        from jazzd import monitor
+    except ImportError as err:
+        raise JazzdError(f"jazzd monitor needs the monitor extra ({err.name} is missing): "
+                         "pip install 'jazzd[monitor]'") from None
+    setting = args.socket if args.socket else load_config(args.config).system.control_socket
+    return monitor.run(client_paths(setting))
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -557,6 +567,10 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("subscribe", help="print the daemon's events as JSON lines (beats, notes, chords, "
                                          "answers, settings) until interrupted")
     p.set_defaults(func=_cmd_ctl)
+
+    p = sub.add_parser("monitor", parents=[control], help="a terminal view of the running daemon: beat, chord, "
+                                                          "mode, settings, a piano roll; keys steer it (the monitor extra)")
+    p.set_defaults(func=_cmd_monitor)
     return parser
 
 

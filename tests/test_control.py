@@ -234,6 +234,7 @@ def test_a_subscriber_hears_beats_played_notes_heard_notes_chords_and_settings(m
     beats = [e["beat"] for e in events if e.get("event") == "beat"]
     assert beats == sorted(beats) and len(beats) >= 4
     assert [e["note"] for e in events if e.get("event") == "heard" and e["kind"] == "on"] == [40, 44, 47]
+    assert {e["hand"] for e in events if e.get("event") == "heard"} == {"chord"}  # below the split
     assert next(e for e in events if e.get("event") == "settings")["settings"]["engine.density"] == 0.5
     d.shutdown(3.0)
 

@@ -623,7 +623,9 @@ class Daemon:
             if self.control is not None and self.control.subscribers:
                 self.control.publish("heard", {"t": round(arrived, 4), "kind": "on" if on else "off",
                                                "note": event.note, "velocity": event.velocity if on else 0,
-                                               "channel": event.channel})
+                                               "channel": event.channel,
+                                               "hand": "chord" if self.engine.is_chord_hand(event.note, event.channel)
+                                               else "melody"})
             if arrived != now:  # heard where it was played, acted on now
                 event = replace(event, played=arrived)
             self._apply(self.engine.feed(event))
