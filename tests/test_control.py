@@ -361,3 +361,22 @@ def test_another_user_cannot_connect(model, short_dir):
     d.serve_control(0.0)
     assert d.control.counts["accepted"] == 0
     d.shutdown(1.0)
+
+
+def test_reload_answers_with_the_new_status_or_the_reason_it_was_rejected(model, short_dir, tmp_path):
+    bundle = tmp_path / "m.npz"
+    bundle.write_bytes(model.read_bytes())
+    overrides = {"model.path": str(bundle), "engine.seed": 1, "system.control_socket": str(short_dir / "c.sock")}
+    d = Daemon(load_config(overrides=overrides, system_paths=[]), None, overrides, notifier=Notifier(environ={}))
+    d.start(now=0.0, ports=Wire())
+    d.monotonic = lambda: 0.0
+    d.open_control()
+    with connect(d) as s:
+        reply = ask(d, s, {"cmd": "reload"})
+        assert reply["ok"] and reply["status"]["counters"]["reloads"] == 1
+        bundle.write_bytes(b"not a bundle")
+        reply = ask(d, s, {"cmd": "reload"})
+        assert not reply["ok"] and reply["error"].startswith("reload rejected, still playing the old setup: ")
+        assert str(bundle) in reply["error"] and d.counters.rejected_reloads == 1
+        assert ask(d, s, {"cmd": "status"})["status"]["model"] == "m.npz"
+    d.shutdown(1.0)

@@ -418,7 +418,8 @@ class Daemon:
         thru (the player's notes go out again at once) and a running MIDI clock (a beat
         begins when its pulse is read, and the engine plans that beat's notes then);
         every 5 ms while the player plays (what jazzd plays changes that much later, a
-        few milliseconds into a note); every 20 ms when nothing came in for `ACTIVE_S`.
+        few milliseconds into a note, and while a control client is connected: it is
+        answered as soon); every 20 ms when nothing came in for `ACTIVE_S`.
         Deadlines (notes, beats, clock pulses) are met as before whatever this says."""
         if self.cfg.midi.thru or (self.follower is not None and self.follower.running
                                   and now - self._last_input < ACTIVE_S):
