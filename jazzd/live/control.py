@@ -313,7 +313,8 @@ class ControlServer:
                 reply = self.handler(request, now)
             except JazzdError as err:
                 self.counts["bad requests"] += 1
-                return self._queue(client, encode({"ok": False, "error": str(err).splitlines()[0]}))
+                first = (str(err).splitlines() or [type(err).__name__])[0]
+                return self._queue(client, encode({"ok": False, "error": first}))
             except Exception as err:  # a bug must not stop the music
                 log.exception("control request %s failed", request.get("cmd"))
                 return self._queue(client, encode({"ok": False, "error": f"internal error: {err}"}))

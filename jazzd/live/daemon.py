@@ -480,6 +480,8 @@ class Daemon:
         bad value: a one-line ConfigError, and nothing changes."""
         key = resolve_key(key)
         cfg = with_setting(self.cfg, key, value, "set")
+        if key == "clock.tempo" and self.follower is not None:
+            raise ConfigError("set: clock.tempo: jazzd follows MIDI clock, whose sender sets the tempo")
         new = cfg.get(key)
         if key == "engine.mode":
             if new != self.engine.settings.mode:
