@@ -22,10 +22,10 @@ import argparse
 import contextlib
 import json
 import os
-import socket
-import subprocess
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
