@@ -8,7 +8,9 @@ stretch), pings the watchdog from the beat path, and turns signals into flags:
 SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
 program-change bundles atomically (a program change itself reads no file), SIGUSR1
 clears the session memory (as the forget CC does).
-Bad input is dropped and counted, never raised.
+Bad input is dropped and counted, never raised.  The control socket
+(`jazzd.live.control`: `jazzd status`, `jazzd ctl`, `jazzd monitor`) is served in the
+loop's slack, like the port checks, and never waited on.
 
 The session memory (`jazzd.model.memory`) belongs to the daemon, not to an engine: a
 reload or a program change hands the same memory to the new engine.  It is loaded from
