@@ -8,7 +8,7 @@ situations, each for --seconds after a 2 s warm-up, with the process's CPU time 
 /proc (user + system, % of one core):
 - idle_call: call mode on its own clock, nothing played;
 - idle_call_client: the same with a client connected to its control socket, silent
-  (what `jazzd monitor` is between its requests: the loop polls every 5 ms, not 20);
+  (what `jazzd monitor` is between its requests: the loop sleeps in select(2) on it);
 - idle_stopped_clock: following MIDI clock whose transport is stopped (a DAW that sends
   clock while stopped: 24 pulses a beat at 120 bpm, no Start);
 - duet_160: duet at 160 bpm on its own clock with `--clock-out`, a chord held (as

@@ -43,12 +43,12 @@ def short_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
-def started(model, folder: Path, **overrides) -> Daemon:
+def started(model, folder: Path, now: float = 0.0, **overrides) -> Daemon:
     cfg = load_config(overrides={"model.path": str(model), "engine.seed": 1,
                                  "system.control_socket": str(folder / "c.sock"), **overrides},
                       system_paths=[])
     daemon = Daemon(cfg, notifier=Notifier(environ={}))
-    daemon.start(now=0.0, ports=Wire())
+    daemon.start(now=now, ports=Wire())
     daemon.monotonic = lambda: 0.0
     daemon.open_control()
     assert daemon.control is not None
@@ -304,14 +304,21 @@ def test_a_megabyte_line_garbage_and_a_thousand_connections_leave_the_daemon_ser
     d.shutdown(1.0)
 
 
-def test_with_a_client_connected_the_loop_polls_at_the_active_rate(model, short_dir):
-    d = started(model, short_dir)
-    assert d._poll_interval(10.0) == loop.POLL_IDLE_S
-    with connect(d):
+def test_with_a_client_connected_the_loop_sleeps_in_select_and_a_request_wakes_it(model, short_dir, monkeypatch):
+    d = started(model, short_dir, now=loop.time.monotonic() + 100)  # its first beat far away
+    slept = []
+    monkeypatch.setattr(loop.time, "sleep", lambda s: slept.append(s))
+    d._wait()
+    assert slept  # no client: a plain sleep, as before
+    with connect(d) as s:
         d.serve_control(10.0)
-        assert d._poll_interval(10.0) == loop.POLL_ACTIVE_S
-    d.serve_control(10.0)
-    assert d._poll_interval(10.0) == loop.POLL_IDLE_S
+        assert d._poll_interval(10.0) == loop.POLL_IDLE_S  # a silent client: no extra wake-ups
+        slept.clear()
+        t0 = loop.time.monotonic()
+        d._wait()  # nothing comes: the whole poll interval in select, no sleep
+        assert slept == [] and loop.time.monotonic() - t0 >= 0.5 * loop.POLL_IDLE_S
+        s.sendall(b'{"v": 1, "cmd": "status"}\n')
+        assert d.control.wait(5.0)  # a request ends the wait at once
     d.shutdown(10.0)
 
 

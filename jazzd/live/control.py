@@ -239,6 +239,13 @@ class ControlServer:
                 self._flush(client)
         self.clients = [c for c in self.clients if c.sock is not None]
 
+    def wait(self, timeout: float) -> bool:
+        """Sleep up to `timeout` seconds (select(2): microseconds, not poll's
+        milliseconds), or until a client or a new one has something; True if one has."""
+        socks = [self.listener, *(c.sock for c in self.clients if c.sock is not None)]
+        ready, _, _ = select.select(socks, [], [], max(0.0, timeout))
+        return bool(ready)
+
     def publish(self, kind: str, fields: Mapping) -> None:
         """An event to every subscriber (queued; sent by the next `serve`)."""
         if not self.subscribers:

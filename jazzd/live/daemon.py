@@ -386,17 +386,21 @@ class Daemon:
     def _wait(self) -> None:
         """Sleep until the next input poll (`_poll_interval`), or until just before an
         output deadline and spin the last stretch to it, as long as sleeps overran lately
-        (`Oversleep`: a sleep alone wakes up to ~1.4 ms late here).  Port checks and
-        reports use the slack when a deadline is not close."""
+        (`Oversleep`: a sleep alone wakes up to ~1.4 ms late here).  Port checks,
+        reports and the control socket use the slack when a deadline is not close; while
+        the socket has clients, the sleep is a select(2) on its sockets, so a request
+        wakes the loop at once and a silent client costs no extra wake-up."""
         now = time.monotonic()
         deadlines = [self.schedule.next_time(), self.driver.wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
         spin = self._oversleep.spin
+        served = False
         if due - now > 4 * SPIN_S:
             if self.control is not None:
                 self.serve_control(now)
+                served = bool(self.control.clients)
             if now >= self._next_check:
                 self._next_check = now + CHECK_S
                 self._check_ports(now)
@@ -406,8 +410,15 @@ class Daemon:
             now = time.monotonic()
         if due - now > spin:
             wake = min(self._poll_interval(now), due - now - spin)
-            time.sleep(wake)
-            self._oversleep.add(time.monotonic() - now - wake)
+            # (Only right after serving: a request left for a turn with no slack must
+            # not wake the loop again and again before the deadline.)
+            if served:
+                woken = self.control.wait(wake)
+            else:
+                time.sleep(wake)
+                woken = False
+            if not woken:  # (a sleep cut short says nothing of how late sleeps wake)
+                self._oversleep.add(time.monotonic() - now - wake)
             return
         while time.monotonic() < due:
             pass
@@ -420,15 +431,12 @@ class Daemon:
         thru (the player's notes go out again at once) and a running MIDI clock (a beat
         begins when its pulse is read, and the engine plans that beat's notes then);
         every 5 ms while the player plays (what jazzd plays changes that much later, a
-        few milliseconds into a note, and while a control client is connected: it is
-        answered as soon); every 20 ms when nothing came in for `ACTIVE_S`.
+        few milliseconds into a note); every 20 ms when nothing came in for `ACTIVE_S`.
         Deadlines (notes, beats, clock pulses) are met as before whatever this says."""
         if self.cfg.midi.thru or (self.follower is not None and self.follower.running
                                   and now - self._last_input < ACTIVE_S):
             return POLL_S
-        if now - self._last_input < ACTIVE_S or (self.control is not None and self.control.clients):
-            return POLL_ACTIVE_S  # (a connected control client is answered this soon too)
-        return POLL_IDLE_S
+        return POLL_ACTIVE_S if now - self._last_input < ACTIVE_S else POLL_IDLE_S
 
     # --- the control socket (`jazzd.live.control`) ---------------------------------------------
     def open_control(self) -> None:
