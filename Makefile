@@ -6,8 +6,9 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian/Ubuntu packages the tests and the daemon use, as "command-that-proves-it:package".
-# jackd2: a JACK server for the real-port tests; systemd and procps: the unit-file checks.
-APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps
+# jackd2: a JACK server for the real-port tests; systemd and procps: the unit-file checks;
+# tmux: the real terminal `jazzd monitor` is tested in.
+APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps tmux:tmux
 
 .PHONY: run demo test check deps jack-deps venv lint bench soak clean
 
@@ -61,8 +62,9 @@ jack-deps:
 venv: $(BIN)/.installed
 
 # The daemon needs only numpy, mido and python-rtmidi; the tests also take the train
-# extra (TensorFlow, for the Keras parity and trainer tests) and the link extra (Ableton
-# Link, for the --clock link tests with a second peer on this machine).
+# extra (TensorFlow, for the Keras parity and trainer tests), the link extra (Ableton
+# Link, for the --clock link tests with a second peer on this machine) and the monitor
+# extra (Rich, for `jazzd monitor`).
 $(BIN)/.installed-run: pyproject.toml
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps
 	$(PYTHON) -m venv $(VENV)
@@ -78,7 +80,7 @@ $(BIN)/.installed-demo: $(BIN)/.installed-run
 $(BIN)/.installed: pyproject.toml | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e '.[train,test,link]'
+	$(BIN)/python -m pip install -q -e '.[train,test,link,monitor]'
 	touch $@ $(BIN)/.installed-run $(BIN)/.installed-demo
 
 lint: venv

@@ -1,6 +1,6 @@
 """jazzd's timing before, during and after an input flood, in one run, as JSON.
 
-    python bench/flood.py [--rate 10000] [--seconds 10] [--tempo 160] [--model PATH]
+    python bench/flood.py [--rate 10000] [--seconds 10] [--tempo 160] [--model PATH] [--control]
 
 On a private JACK server (dummy backend, 64 frames at 48 kHz), `jazzd run` plays duet
 with `--clock-out` while a keyboard client holds a chord; the run has three phases of
@@ -9,14 +9,23 @@ clock) and after.  Reports per phase the onset error of jazzd's notes against it
 clock grid (median, p99, max ms), the send-time error of its clock pulses (each pulse
 against the phase's fitted line), the p99 ratios flooded/idle (the target is at most 2),
 jazzd's private memory and CPU, and what STATUS says it dropped.
+
+With --control the flood comes to its control socket instead (issue 14): a subscriber
+that never reads, a 1 MB line, binary garbage, more clients than it takes, and 1,000
+connect/disconnect cycles spread over the phase; the control socket's counters (from
+`jazzd status --json`) show what it refused.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import json
 import os
 import shutil
 import signal
+import socket
+import subprocess
 import sys
 import tempfile
 import time
@@ -42,10 +51,61 @@ def pool(rng, n: int = 4096) -> list[list[int]]:
     return out
 
 
-def phase(kbd, rec, seconds: float, rate: int, messages) -> tuple[list, int]:
-    """Record for `seconds`, sending `rate` messages/s (0: none); (received, sent)."""
+class ControlFlood:
+    """The hostile side of the control socket at `path` (--control)."""
+
+    CYCLES = 1000
+
+    def __init__(self, path: Path, seconds: float):
+        self.path, self.seconds = str(path), seconds
+        self.held: list[socket.socket] = []
+        self.cycles = 0
+
+    def _connect(self, rcvbuf: int | None = None) -> socket.socket | None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        try:
+            s.connect(self.path)
+        except OSError:
+            s.close()
+            return None
+        s.setblocking(False)
+        self.held.append(s)
+        return s
+
+    def start(self) -> None:
+        never_reads = self._connect(rcvbuf=4096)
+        never_reads.send(b'{"v": 1, "cmd": "subscribe"}\n')
+        with contextlib.suppress(BlockingIOError):
+            self._connect().send(b"x" * 1_000_000)  # a 1 MB line (what fits), no newline
+        self._connect().send(np.random.default_rng(2).bytes(2000) + b"\n")  # binary garbage
+        for _ in range(12):  # more clients than it takes (8)
+            self._connect()
+
+    def tick(self, elapsed: float) -> None:
+        """Connect and disconnect, up to CYCLES times spread over the phase."""
+        while self.cycles < min(self.CYCLES, elapsed / self.seconds * self.CYCLES):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            with contextlib.suppress(OSError):
+                c.connect(self.path)
+            c.close()
+            self.cycles += 1
+
+    def stop(self) -> None:
+        for s in self.held:
+            s.close()
+
+
+def phase(kbd, rec, seconds: float, rate: int, messages, hostile: ControlFlood | None = None) -> tuple[list, int]:
+    """Record for `seconds`, sending `rate` messages/s (0: none), with `hostile` at the
+    control socket meanwhile; (received, sent)."""
     got, sent, start = [], 0, time.monotonic()
+    if hostile is not None:
+        hostile.start()
     while (elapsed := time.monotonic() - start) < seconds:
+        if hostile is not None:
+            hostile.tick(elapsed)
         due = int(elapsed * rate)
         while sent < due:
             kbd.send_message(messages[sent % len(messages)])
@@ -53,6 +113,8 @@ def phase(kbd, rec, seconds: float, rate: int, messages) -> tuple[list, int]:
         while (item := rec.get_message()) is not None:
             got.append((time.monotonic(), bytes(item[0])))
         time.sleep(0.0005 if rate else 0.0002)
+    if hostile is not None:
+        hostile.stop()
     return got, sent
 
 
@@ -68,11 +130,13 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0, help="length of each phase")
     parser.add_argument("--tempo", type=float, default=160.0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--control", action="store_true", help="flood the control socket instead of MIDI")
     args = parser.parse_args()
     server = f"jazzd-flood-{os.getpid()}"
     jack = start_jack(server)
     tmp = Path(tempfile.mkdtemp(prefix="jazzd-flood-"))
-    out: dict = {"bench": "flood", "rate_per_s": args.rate, "phase_s": args.seconds, "tempo_bpm": args.tempo}
+    out: dict = {"bench": "flood", "target": "control socket" if args.control else "MIDI input",
+                 "rate_per_s": 0 if args.control else args.rate, "phase_s": args.seconds, "tempo_bpm": args.tempo}
     try:
         model = ["--model", args.model] if args.model else []
         proc, _ready, sock = start_jazzd(tmp, server, ["--mode", "duet", "--clock-out",
@@ -83,9 +147,12 @@ def main() -> None:
             kbd.send_message(m)
         messages = pool(np.random.default_rng(1))
         phases, everything = [], []
-        for name, rate in (("idle", 0), ("flood", args.rate), ("after", 0)):
+        control = tmp / "jazzd" / "control.sock"
+        flood_rate = 0 if args.control else args.rate
+        for name, rate in (("idle", 0), ("flood", flood_rate), ("after", 0)):
             rss0, cpu0 = proc_stats(proc.pid)
-            got, sent = phase(kbd, rec, args.seconds, rate, messages)
+            hostile = ControlFlood(control, args.seconds) if args.control and name == "flood" else None
+            got, sent = phase(kbd, rec, args.seconds, rate, messages, hostile)
             rss1, cpu1 = proc_stats(proc.pid)
             everything += got
             phases.append((name, sum(1 for _, m in got if is_note_on(m))))
@@ -119,6 +186,10 @@ def main() -> None:
         except (TimeoutError, BlockingIOError):
             pass
         out["last_status"] = status
+        if args.control:
+            reply = subprocess.run([sys.executable, "-m", "jazzd", "status", "--json", "--socket", str(control)],
+                                   capture_output=True, text=True, timeout=30)
+            out["control_counts"] = json.loads(reply.stdout)["control"] if reply.returncode == 0 else reply.stderr
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
     finally:

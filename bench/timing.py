@@ -84,7 +84,8 @@ def start_jazzd(tmp: Path, server: str, args: list[str]):
     sock.bind(str(tmp / f"notify-{time.monotonic_ns()}"))
     sock.settimeout(20)
     env = {**os.environ, "NOTIFY_SOCKET": sock.getsockname(), "JACK_DEFAULT_SERVER": server,
-           "JACK_NO_START_SERVER": "1", "OPENBLAS_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(tmp)}
+           "JACK_NO_START_SERVER": "1", "OPENBLAS_NUM_THREADS": "1", "XDG_CONFIG_HOME": str(tmp),
+           "XDG_RUNTIME_DIR": str(tmp)}  # its control socket: tmp/jazzd/control.sock
     t0 = time.monotonic()
     # stderr to a file: a pipe nobody reads fills at 64 kB and then blocks jazzd
     with open(tmp / "jazzd.stderr", "a") as err:

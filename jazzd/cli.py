@@ -294,6 +294,81 @@ def _cmd_panic(args) -> int:
     return 0
 
 
+def _control_client(args):
+    """A client of the running daemon's control socket: --socket, else the config's
+    [system] control_socket, else the default places (`jazzd.live.control.client_paths`)."""
+    from jazzd.live.config import load_config
+    from jazzd.live.control import Client, client_paths
+
+    setting = args.socket if args.socket else load_config(args.config).system.control_socket
+    return Client(client_paths(setting), start_hint="`jazzd run` (or `systemctl start jazzd`)")
+
+
+def status_lines(st: dict) -> list[str]:
+    """`jazzd status`'s text: the STATUS line, then the beat, the chord, the settings."""
+    where = "before the first beat" if st["beat"] is None else \
+        f"beat {st['beat']:g} (bar {st['bar']}, beat {st['beat_in_bar']})"
+    c, t = st["counters"], st["timing"]
+    engine = {k: v for k, v in st["settings"].items() if k.split(".")[0] in ("engine", "call", "duet")}
+    late = t.get("oversleep_ms") or {}
+    return [
+        f"jazzd: {st['text']}",
+        f"  {st['tempo']:g} bpm, {where}, transport {st['transport']}; {st['clock']}",
+        f"  mode {st['mode']} ({st['state']}), chord heard {st['chord'] or 'none'}, model {st['model']}, "
+        f"memory {st['memory_values']} values",
+        f"  ports {st['ports']}" + ("" if st["port_state"] == "ok" else f" ({st['port_state']})"),
+        "  settings: " + ", ".join(f"{k.split('.', 1)[1]} {v}" for k, v in engine.items()),
+        f"  received {c['received']}, sent {c['sent']}, unsent {c['unsent']}, dropped {c['dropped']}"
+        + (f" {c['drops']}" if c["drops"] else "") + f", queue full {c['queue_full']}"
+        + (f", clock: {c['clock_faults']}" if c["clock_faults"] else ""),
+        f"  timing: polls every {t['poll_ms']:g} ms, spins the last {t['spin_ms']:g} ms"
+        + (f"; sleeps woke late by {late['median']:g} ms (median), {late['p98']:g} (p98), "
+           f"{late['max']:g} (max)" if late else ""),
+    ]
+
+
+def _cmd_status(args) -> int:
+    """One look at the running daemon."""
+    with _control_client(args) as client:
+        st = client.request("status")["status"]
+    print(json.dumps(st, indent=2) if args.json else "\n".join(status_lines(st)))
+    return 0
+
+
+def _cmd_ctl(args) -> int:
+    """Steer the running daemon: set, mode, panic, reload, forget; subscribe prints its events."""
+    with _control_client(args) as client:
+        if args.action == "set":
+            reply = client.request("set", key=args.key, value=args.value)
+            print(f"{reply['key']} = {json.dumps(reply['value'])}")
+        elif args.action == "mode":
+            client.request("mode", mode=args.mode)
+            print(f"mode {args.mode}")
+        elif args.action == "subscribe":
+            client.request("subscribe")
+            client.sock.settimeout(None)
+            while True:
+                print(json.dumps(client.read()), flush=True)
+        else:
+            reply = client.request(args.action)
+            print(f"{args.action}: done" + (f" ({reply['status']['text']})" if "status" in reply else ""))
+    return 0
+
+
+def _cmd_monitor(args) -> int:
+    """The terminal view of the running daemon (the monitor extra: Rich)."""
+    from jazzd.live.config import load_config
+    from jazzd.live.control import client_paths
+
+    try:
+        from jazzd import monitor
+    except ImportError as err:
+        raise JazzdError(f"jazzd monitor needs the monitor extra ({err.name} is missing): "
+                         "pip install 'jazzd[monitor]'") from None
+    setting = args.socket if args.socket else load_config(args.config).system.control_socket
+    return monitor.run(client_paths(setting))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jazzd", description="A real-time MIDI jazz improviser.")
     parser.add_argument("--version", action="version", version=f"jazzd {__version__}")
@@ -485,6 +560,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="FILE", help="config file to read [midi] from")
     p.add_argument("--client-name", default="jazzd-panic")
     p.set_defaults(func=_cmd_panic)
+
+    # The running daemon, through its control socket.
+    control = argparse.ArgumentParser(add_help=False)
+    control.add_argument("--socket", metavar="PATH", help="the daemon's control socket (default: "
+                         "[system] control_socket, else the default places)")
+    control.add_argument("--config", metavar="FILE", help="config file to read [system] control_socket from")
+
+    p = sub.add_parser("status", parents=[control], help="what the running daemon hears, plays and is set to")
+    p.add_argument("--json", action="store_true", help="print the whole status as one JSON object")
+    p.set_defaults(func=_cmd_status)
+
+    p = sub.add_parser("ctl", parents=[control], help="steer the running daemon: set, mode, panic, reload, "
+                                                      "forget, subscribe")
+    actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    a = actions.add_parser("set", help="change one setting now, e.g. `set temperature 0.8` (checked as "
+                                       "the config checks it)")
+    a.add_argument("key", metavar="KEY", help="section.key, or a key name found in one section")
+    a.add_argument("value", metavar="VALUE")
+    a = actions.add_parser("mode", help="switch mode")
+    a.add_argument("mode", choices=["call", "duet", "solo"])
+    actions.add_parser("panic", help="silence jazzd at once (as the panic CC)")
+    actions.add_parser("reload", help="re-read the config and model (as SIGHUP)")
+    actions.add_parser("forget", help="clear the session memory (as SIGUSR1)")
+    actions.add_parser("subscribe", help="print the daemon's events as JSON lines (beats, notes, chords, "
+                                         "answers, settings) until interrupted")
+    p.set_defaults(func=_cmd_ctl)
+
+    p = sub.add_parser("monitor", parents=[control], help="a terminal view of the running daemon: beat, chord, "
+                                                          "mode, settings, a piano roll; keys steer it (the monitor extra)")
+    p.set_defaults(func=_cmd_monitor)
     return parser
 
 

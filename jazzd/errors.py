@@ -45,3 +45,9 @@ class PortError(JazzdError):
 
 class NoMidiSystem(PortError):
     """No MIDI system at all could be opened (as against a port that is not there)."""
+
+
+class ControlError(JazzdError):
+    """The control socket: no daemon listening, access denied, or a request it refused."""
+
+    exit_code = 1

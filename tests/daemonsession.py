@@ -4,11 +4,14 @@ socket, real signals, a keyboard client playing into jazzd and a recorder of its
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
@@ -31,9 +34,14 @@ class Session:
         self.notify.bind(str(tmp_path / "notify"))
         self.notify.settimeout(0.2)
         self.model = make_bundle(tmp_path / "tiny.npz")
+        # Its own runtime folder, with a short path (a socket path has at most 107 bytes):
+        # the control socket, $XDG_RUNTIME_DIR/jazzd/control.sock, of this jazzd alone.
+        self.runtime = Path(tempfile.mkdtemp(prefix="jzr", dir="/tmp"))
+        self.control_path = self.runtime / "jazzd" / "control.sock"
         env = {**os.environ, "NOTIFY_SOCKET": str(tmp_path / "notify"), "JACK_NO_START_SERVER": "1",
                "JACK_DEFAULT_SERVER": jack_server.name, "XDG_CONFIG_HOME": str(tmp_path / "xdg"),
-               "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+               "XDG_RUNTIME_DIR": str(self.runtime), "OPENBLAS_NUM_THREADS": "1", **(env or {})}
+        env.pop("RUNTIME_DIRECTORY", None)
         # feel = straight, articulation = legato: the daemon's tests time its notes against the beat grid
         cmd = [sys.executable, "-m", "jazzd", "run", "--backend", "jack", "--tempo", str(TEMPO), "--feel", "straight",
                "--articulation", "legato",
@@ -163,6 +171,7 @@ class Session:
             self.proc.kill()
             self.proc.wait()
         self.notify.close()
+        shutil.rmtree(self.runtime, ignore_errors=True)
 
 
 def arrivals(got: list[tuple[float, float, bytes]]) -> list[tuple[float, bytes]]:

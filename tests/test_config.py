@@ -50,7 +50,7 @@ DOCUMENTED = {
                 "panic_cc": 82, "imitation_cc": 85, "forget_cc": 86, "feel_cc": 87,
                 "articulation_cc": 89,
                 "program_change": True},
-    "system": {"realtime": False, "watchdog": True, "log_level": "info"},
+    "system": {"realtime": False, "watchdog": True, "log_level": "info", "control_socket": ""},
 }
 
 

@@ -155,12 +155,16 @@ def test_units_keep_what_jazzd_needs(unit, user):
     assert {"LimitRTPRIO", "LimitRTTIME", "LimitMEMLOCK"} <= s.keys()
     assert s["MemoryDenyWriteExecute"] == ["yes"]
     assert s["StateDirectory"] == ["jazzd"]  # $STATE_DIRECTORY: the session memory's home
+    assert s["RuntimeDirectory"] == ["jazzd"]  # $RUNTIME_DIRECTORY: the control socket's home
+    assert "AF_UNIX" in s["RestrictAddressFamilies"][0].split()  # (the control socket's family)
     if user:
         assert s["PrivateUsers"] == ["yes"] and s["ConditionUser"] == ["!@system"]
         assert s["WantedBy"] == ["default.target"]
     else:
         assert s["DevicePolicy"] == ["closed"] and s["DeviceAllow"] == ["/dev/snd/seq rw"]
         assert s["SupplementaryGroups"] == ["audio"]
+        # The control socket is group audio's (0660): the folder must let them in.
+        assert "JAZZD_CONTROL_GROUP=audio" in s["Environment"] and s["RuntimeDirectoryMode"] == ["0755"]
         assert "PrivateDevices" not in s  # it would hide /dev/snd
         assert s["WantedBy"] == ["multi-user.target"]
 

@@ -100,6 +100,8 @@ SHELL_RULES: dict[str, Rule] = {
     "system.realtime": Flag(),
     "system.watchdog": Flag(),
     "system.log_level": OneOf(("debug", "info", "warning", "error")),
+    "system.control_socket": FilePath('"" (the default place: README), "off" or a socket path in quotes',
+                                      words=("off",)),
 }
 
 
@@ -452,6 +454,32 @@ def load_config(config_file: str | os.PathLike | None = None,
         _overlay_dotted(values, origins, overrides, COMMAND_LINE, Path.cwd())
         layers.append(COMMAND_LINE)
     return _build(values, origins, tuple(sources), tuple(layers))
+
+
+# --- one setting changed while jazzd runs (`jazzd ctl set`) -------------------------
+
+
+def resolve_key(name: str) -> str:
+    """"section.key" for a dotted key, or for a key name found in one section only
+    ("temperature" -> "engine.temperature"); else the config's one-line ConfigError."""
+    if "." in name:
+        return name
+    found = [k for k in RULES if k.partition(".")[2] == name]
+    if len(found) == 1:
+        return found[0]
+    if found:
+        raise ConfigError(f"{name} is in several sections: say which, e.g. {found[0]}")
+    raise ConfigError(f"unknown key {name}{_suggest('', name)}")
+
+
+def with_setting(cfg: Config, key: str, value: Any, label: str) -> Config:
+    """`cfg` with one setting changed, checked exactly as a file's or the command line's
+    (the key's rule and the checks across keys); a ConfigError (one line, starting with
+    `label`) and no change otherwise.  A string for a non-string key is read as TOML."""
+    values, origins = cfg.flat(), dict(cfg.origins)
+    _overlay_dotted(values, origins, {key: value}, label, Path.cwd())
+    layers = (DEFAULT_LABEL, *cfg.sources, COMMAND_LINE, label)
+    return _build(values, origins, cfg.sources, layers)
 
 
 # --- `jazzd config` -------------------------------------------------------------------

@@ -8,7 +8,9 @@ stretch), pings the watchdog from the beat path, and turns signals into flags:
 SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
 program-change bundles atomically (a program change itself reads no file), SIGUSR1
 clears the session memory (as the forget CC does).
-Bad input is dropped and counted, never raised.
+Bad input is dropped and counted, never raised.  The control socket
+(`jazzd.live.control`: `jazzd status`, `jazzd ctl`, `jazzd monitor`) is served in the
+loop's slack, like the port checks, and never waited on.
 
 The session memory (`jazzd.model.memory`) belongs to the daemon, not to an engine: a
 reload or a program change hands the same memory to the new engine.  It is loaded from
@@ -25,10 +27,10 @@ import os
 import signal
 import time
 from collections import deque
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
-from jazzd.errors import BundleError, JazzdError, NoMidiSystem
+from jazzd.errors import BundleError, ConfigError, JazzdError, NoMidiSystem
 from jazzd.live import jackserver, midi
 from jazzd.live.clock import (
     InternalClock,
@@ -37,7 +39,8 @@ from jazzd.live.clock import (
     MidiClockFollower,
     TransportStop,
 )
-from jazzd.live.config import Config, load_config
+from jazzd.live.config import Config, load_config, resolve_key, with_setting
+from jazzd.live.control import ControlServer, open_server
 from jazzd.live.midi import SUSTAIN
 from jazzd.live.notify import Notifier
 from jazzd.live.ports import open_ports
@@ -50,6 +53,7 @@ from jazzd.play.driver import Driver
 from jazzd.play.engine import MODES, Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn, Out, Plan, Tick
 from jazzd.play.schedule import Schedule
+from jazzd.play.settings import engine_value
 
 log = logging.getLogger("jazzd")
 
@@ -62,6 +66,13 @@ START_DELAY_S = 0.25    # the internal clock's first beat, after ready
 CHECK_S = 0.1           # lost and returning ports are looked for this often
 REPORT_S = 5.0          # new drops reach STATUS and the log at most this often
 TRANSPORT_LOG_S = 1.0   # transport changes reach the log at most this often
+
+# The engine settings `jazzd ctl set` changes while jazzd plays, as the CCs do: every
+# field of `Settings` but those an engine reads only when it is made (the chord hand,
+# the output channel) or that the clock shares (beats per bar); and clock.tempo.
+FIELDS = {f.metadata["key"]: f for f in fields(Settings)}
+NOT_LIVE = frozenset({"clock.beats_per_bar", "engine.split", "engine.chord_channel", "engine.melody_channel",
+                      "midi.output_channel"})
 
 
 @dataclass
@@ -128,6 +139,10 @@ class Daemon:
         self.link = None                   # LinkSession (source = "link")
         self._planned_on: LinkTimeline | None = None  # the Link snapshot the schedule was planned on
         self._link_peers = 0
+        self.control: ControlServer | None = None  # the control socket (`open_control`)
+        self._published = (None, "", (0, 0, 0))  # (tick, chord, answer counts) last sent to subscribers
+        self._settings_changed = False           # a setting changed since subscribers last heard
+        self._reload_error = ""
 
     @property
     def engine(self) -> Engine:
@@ -241,6 +256,62 @@ class Daemon:
                 f"heard {self.engine.stats.heard_notes} notes, imitation {self.engine.settings.imitation:.1f} "
                 f"(memory {len(self.memory)} values){ports}, {self.counters.drops_text()}{clock}")
 
+    def status(self, now: float) -> dict:
+        """Everything `jazzd status` shows (the control socket's status): STATUS's line
+        (`status_text`) and its pieces, the beat, the chord heard, every setting in effect,
+        the counters and the loop's timing."""
+        e, c = self.engine, self.counters
+        beat = e.beat_of(now) if e.last_tick is not None else None
+        bpb = e.settings.beats_per_bar
+        chord = e.chord_at(now)
+        return {
+            "text": self.status_text(),
+            "tempo": round(self.tempo(), 2),
+            "beat": None if beat is None else round(beat, 2),
+            "bar": None if beat is None else math.floor(beat / bpb) + 1,
+            "beat_in_bar": None if beat is None else math.floor(beat % bpb) + 1,
+            "transport": self._transport_state(),
+            "clock": self._clock_text(),
+            "mode": e.settings.mode,
+            "state": e.state,
+            "chord": None if chord is None else str(chord),
+            "model": self.model_name,
+            "memory_values": len(self.memory),
+            "ports": self.ports.description() if self.ports is not None else "",
+            "port_state": self.port_state,
+            "settings": self.settings_now(),
+            "counters": {"received": c.received, "sent": c.sent, "unsent": c.unsent, "dropped": c.dropped,
+                         "drops": dict(c.by_reason), "queue_full": self.schedule.dropped,
+                         "clock_faults": self._clock_faults(), "reloads": c.reloads,
+                         "rejected_reloads": c.rejected_reloads},
+            "engine": {"heard_notes": e.stats.heard_notes, "played_notes": e.stats.played_notes,
+                       "answers": e.stats.answers, "ignored_calls": e.stats.ignored_calls,
+                       "withdrawn": e.stats.withdrawn, "player_turns": e.stats.player_turns},
+            "timing": {"poll_ms": round(self._poll_interval(now) * 1000, 1),
+                       "spin_ms": round(self._oversleep.spin * 1000, 2),
+                       "oversleep_ms": self._oversleep.figures()},
+            "sounding": len(self.sounding),
+            "control": dict(self.control.counts) if self.control is not None else {},
+        }
+
+    def settings_now(self) -> dict:
+        """Every setting in effect, {"section.key": value} in the file's units: the config
+        (with `jazzd ctl set`'s changes), and what the CCs changed since."""
+        values = self.cfg.flat()
+        s = self.engine.settings
+        for key, f in FIELDS.items():
+            if f.metadata["load"] is None:
+                values[key] = getattr(s, f.name)
+        return values
+
+    def _transport_state(self) -> str:
+        if self.follower is not None:
+            return "playing" if self.follower.running else "stopped"
+        if self.link is not None and self.cfg.clock.link_start_stop:
+            view = getattr(self.clock, "view", None)
+            return "playing" if view is not None and view.playing else "stopped"
+        return "playing"
+
     def _clock_faults(self) -> str:
         """"812 stray pulses dropped, 3 lost" once the MIDI clock followed has had pulses
         that were no pulses of it (a second clock master, a bad cable) or gaps where
@@ -289,6 +360,8 @@ class Daemon:
         self._send_clock(later)
         self.driver.send_due(later)
         self._alive(now)
+        if self.control is not None and self.control.subscribers:
+            self._publish_changes(now)
 
     def _take_input(self, now: float) -> None:
         for data, arrived in self.ports.poll(now):
@@ -344,15 +417,21 @@ class Daemon:
     def _wait(self) -> None:
         """Sleep until the next input poll (`_poll_interval`), or until just before an
         output deadline and spin the last stretch to it, as long as sleeps overran lately
-        (`Oversleep`: a sleep alone wakes up to ~1.4 ms late here).  Port checks and
-        reports use the slack when a deadline is not close."""
+        (`Oversleep`: a sleep alone wakes up to ~1.4 ms late here).  Port checks,
+        reports and the control socket use the slack when a deadline is not close; while
+        the socket has clients, the sleep is a select(2) on its sockets, so a request
+        wakes the loop at once and a silent client costs no extra wake-up."""
         now = time.monotonic()
         deadlines = [self.schedule.next_time(), self.driver.wake,
                      self.clock.next_tick_time() if self.clock is not None else None,
                      self.out_clock.next_pulse_time() if self.out_clock is not None else None]
         due = min((d for d in deadlines if d is not None), default=math.inf)
         spin = self._oversleep.spin
+        served = False
         if due - now > 4 * SPIN_S:
+            if self.control is not None:
+                self.serve_control(now)
+                served = bool(self.control.clients)
             if now >= self._next_check:
                 self._next_check = now + CHECK_S
                 self._check_ports(now)
@@ -362,8 +441,15 @@ class Daemon:
             now = time.monotonic()
         if due - now > spin:
             wake = min(self._poll_interval(now), due - now - spin)
-            time.sleep(wake)
-            self._oversleep.add(time.monotonic() - now - wake)
+            # (Only right after serving: a request left for a turn with no slack must
+            # not wake the loop again and again before the deadline.)
+            if served:
+                woken = self.control.wait(wake)
+            else:
+                time.sleep(wake)
+                woken = False
+            if not woken:  # (a sleep cut short says nothing of how late sleeps wake)
+                self._oversleep.add(time.monotonic() - now - wake)
             return
         while time.monotonic() < due:
             pass
@@ -389,6 +475,106 @@ class Daemon:
         if self.follower is not None or now - self._last_input < ACTIVE_S:
             return POLL_ACTIVE_S
         return POLL_IDLE_S
+
+    # --- the control socket (`jazzd.live.control`) ---------------------------------------------
+    def open_control(self) -> None:
+        """Open the control socket ([system] control_socket); a socket that cannot be
+        opened (another jazzd serves it, a folder not this user's) is one warning, and
+        jazzd plays without it."""
+        try:
+            self.control = open_server(self.cfg.system.control_socket, self.control_request)
+        except JazzdError as err:
+            log.warning("no control socket: %s", err)
+            return
+        if self.control is not None:
+            log.info("control socket %s", self.control.path)
+
+    def serve_control(self, now: float) -> None:
+        """Answer the control socket's clients (in the loop's slack); never raises."""
+        try:
+            self.control.serve(now)
+        except Exception:  # the control socket must not stop the music
+            log.exception("serving the control socket failed")
+
+    def control_request(self, request: dict, now: float) -> dict:
+        """Carry out one request of the control socket (parsed and checked by
+        `jazzd.live.control.parse_request`); returns the reply's fields, or raises a
+        JazzdError whose first line is the reply's error."""
+        cmd = request["cmd"]
+        if cmd == "status":
+            return {"status": self.status(now)}
+        if cmd == "set":
+            key, value = self.set_setting(request["key"], request["value"], now)
+            return {"key": key, "value": value}
+        if cmd == "mode":
+            key, value = self.set_setting("engine.mode", request["mode"], now)
+            return {"key": key, "value": value}
+        if cmd == "panic":
+            self.silence(now)  # as the panic CC
+            return {}
+        if cmd == "forget":
+            self.forget()
+            return {"memory_values": len(self.memory)}
+        if cmd == "reload":
+            if not self.reload(now):
+                raise JazzdError(f"reload rejected, still playing the old setup: {self._reload_error}")
+            return {"status": self.status(now)}
+        raise JazzdError(f"unknown command {cmd}")
+
+    def set_setting(self, key: str, value, now: float) -> tuple[str, object]:
+        """`jazzd ctl set KEY VALUE`: one setting, checked exactly as the config checks
+        it (its rule, the checks across keys), applied to the running engine as its CC
+        would apply it.  A key jazzd cannot change while it plays, an unknown key or a
+        bad value: a one-line ConfigError, and nothing changes."""
+        key = resolve_key(key)
+        cfg = with_setting(self.cfg, key, value, "set")
+        if key == "clock.tempo" and self.follower is not None:
+            raise ConfigError("set: clock.tempo: jazzd follows MIDI clock, whose sender sets the tempo")
+        new = cfg.get(key)
+        if key == "engine.mode":
+            if new != self.engine.settings.mode:
+                self._apply(self.engine.set_mode(new, now))
+                log.info("mode %s", new)
+        elif key == "clock.tempo":
+            self._set_tempo(new, now)
+        elif key in FIELDS and key not in NOT_LIVE:
+            f = FIELDS[key]
+            setattr(self.engine.settings, f.name, engine_value(f, new))
+        else:
+            raise ConfigError(f"set: {key} cannot change while jazzd plays; set it in the config "
+                              "file and `jazzd ctl reload`, or restart jazzd")
+        self.cfg = cfg
+        self._settings_changed = True
+        log.info("set %s = %r (jazzd ctl)", key, new)
+        self.notifier.status(self.status_text())
+        return key, new
+
+    def _publish_changes(self, now: float) -> None:
+        """Tell the subscribers what changed this turn: a beat, the chord, an answer
+        (or a call ignored or withdrawn), the settings.  (Heard and played notes are
+        told as they come and go.)"""
+        e, c = self.engine, self.control
+        tick, chord, answers = self._published
+        if e.last_tick is not tick and e.last_tick is not None:
+            t = e.last_tick
+            bpb = e.settings.beats_per_bar
+            c.publish("beat", {"t": round(t.t, 4), "beat": t.beat, "bar": t.beat // bpb + 1,
+                               "beat_in_bar": t.beat % bpb + 1, "tempo": round(t.tempo, 2)})
+            tick = t
+        now_chord = e.chord_at(now)
+        text = "" if now_chord is None else str(now_chord)
+        if text != chord:
+            c.publish("chord", {"t": round(now, 4), "chord": text or None})
+            chord = text
+        counts = (e.stats.answers, e.stats.ignored_calls, e.stats.withdrawn)
+        if counts != answers:
+            c.publish("answer", {"t": round(now, 4), "answers": counts[0], "ignored_calls": counts[1],
+                                 "withdrawn": counts[2], "state": e.state})
+            answers = counts
+        self._published = (tick, chord, answers)
+        if self._settings_changed:
+            self._settings_changed = False
+            c.publish("settings", {"t": round(now, 4), "mode": e.settings.mode, "settings": self.settings_now()})
 
     # --- ports that come and go ---------------------------------------------------------------
     def _check_ports(self, now: float) -> None:
@@ -485,6 +671,12 @@ class Daemon:
             if self.cfg.midi.thru:
                 self._thru(on, event.note, event.velocity if on else 0)
             (self.input_held.add if on else self.input_held.discard)(key)
+            if self.control is not None and self.control.subscribers:
+                self.control.publish("heard", {"t": round(arrived, 4), "kind": "on" if on else "off",
+                                               "note": event.note, "velocity": event.velocity if on else 0,
+                                               "channel": event.channel,
+                                               "hand": "chord" if self.engine.is_chord_hand(event.note, event.channel)
+                                               else "melody"})
             if arrived != now:  # heard where it was played, acted on now
                 event = replace(event, played=arrived)
             self._apply(self.engine.feed(event))
@@ -544,6 +736,7 @@ class Daemon:
             s.articulation_amount = round(value / 127, 3)
         else:
             return
+        self._settings_changed = True
         self.notifier.status(self.status_text())
 
     def _program(self, program: int, now: float) -> None:
@@ -558,7 +751,7 @@ class Daemon:
 
     def _thru(self, on: bool, note: int, velocity: int) -> None:
         ch = self.cfg.midi.output_channel - 1
-        self._send_out(Out(0.0, "on" if on else "off", note, velocity if on else 0, ch))
+        self._send_note(Out(0.0, "on" if on else "off", note, velocity if on else 0, ch))
 
     # --- output ----------------------------------------------------------------------------------
     def _send(self, data: bytes) -> None:
@@ -571,6 +764,13 @@ class Daemon:
             log.error("cannot send: %s", err)
 
     def _send_out(self, ev: Out) -> None:
+        """What the engine plays (the driver's sender); subscribers hear of its notes."""
+        self._send_note(ev)
+        if ev.kind != "cc" and self.control is not None and self.control.subscribers:
+            self.control.publish("played", {"t": round(self.monotonic(), 4), "kind": ev.kind, "note": ev.number,
+                                            "velocity": ev.value, "channel": ev.channel & 0x0F})
+
+    def _send_note(self, ev: Out) -> None:
         ch = ev.channel & 0x0F
         if ev.kind == "on":
             if (ch, ev.number) in self.sounding:  # re-strike: end the old one first
@@ -586,6 +786,8 @@ class Daemon:
         self.driver.stop(now)
         for ch, note in sorted(self.sounding):
             self._send(midi.note_off(ch, note))
+        if self.control is not None and self.control.subscribers:
+            self.control.publish("silence", {"t": round(now, 4), "released": sorted(n for _, n in self.sounding)})
         self.sounding.clear()
 
     def forget(self) -> None:
@@ -627,6 +829,7 @@ class Daemon:
             programs = load_programs(cfg)
         except JazzdError as err:
             self.counters.rejected_reloads += 1
+            self._reload_error = str(err).splitlines()[0] if str(err) else type(err).__name__
             for line in str(err).splitlines():
                 log.error("reload rejected, still playing the old setup: %s", line)
             self.notifier.ready(self.status_text())
@@ -638,19 +841,27 @@ class Daemon:
         if cfg.model.memory != self.cfg.model.memory:
             log.warning("[model] memory changed: restart jazzd to use another memory file")
         if cfg.clock.tempo != self.cfg.clock.tempo:
-            if isinstance(self.clock, InternalClock):
-                self.clock.set_tempo(cfg.clock.tempo, now)
-            elif self.link is not None and not self.link.propose_tempo(cfg.clock.tempo, now):
-                log.warning("clock.tempo: the Link session's peers set the tempo; jazzd proposes "
-                            "its own only while alone in the session")
+            self._set_tempo(cfg.clock.tempo, now)
         if self.link is not None and replace(cfg.clock, tempo=self.cfg.clock.tempo) != self.cfg.clock:
             log.warning("[clock] changed: restart jazzd to change its Link settings (tempo aside)")
         changed = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in self.cfg.diff(cfg).items())
         self.cfg = cfg
+        self._settings_changed = True
         self.counters.reloads += 1
         log.info("reloaded (%s): %s", changed or "no setting changed", self.status_text())
         self.notifier.ready(self.status_text())
         return True
+
+    def _set_tempo(self, tempo: float, now: float) -> None:
+        """A new clock.tempo (a reload, `jazzd ctl set`): jazzd's own clock takes it; a
+        Link session, while jazzd is alone in it; MIDI clock sets its own."""
+        if isinstance(self.clock, InternalClock):
+            self.clock.set_tempo(tempo, now)
+        elif self.link is not None and not self.link.propose_tempo(tempo, now):
+            log.warning("clock.tempo: the Link session's peers set the tempo; jazzd proposes "
+                        "its own only while alone in the session")
+        elif self.follower is not None:
+            log.warning("clock.tempo: jazzd follows MIDI clock; its sender sets the tempo")
 
     def _switch_model(self, path: Path, runtime: Runtime, cfg: Config, now: float) -> None:
         """Play `runtime` (loaded from `path`) from now on, on the running beat grid."""
@@ -668,6 +879,9 @@ class Daemon:
 
     def shutdown(self, now: float) -> None:
         self.notifier.stopping()
+        if self.control is not None:
+            self.control.close()
+            self.control = None
         if self.ports is None:
             return
         try:
@@ -750,6 +964,14 @@ class Oversleep:
             ordered = sorted(self._late)
             self.spin = min(SPIN_S, max(self.MIN_S, ordered[int(0.98 * (len(ordered) - 1))] + self.MARGIN_S))
 
+    def figures(self) -> dict:
+        """How late the last `SAMPLES` sleeps woke, in ms: median, 98th percentile, max."""
+        ordered = sorted(self._late)
+        if not ordered:
+            return {}
+        at = lambda q: round(ordered[int(q * (len(ordered) - 1))] * 1000, 3)  # noqa: E731
+        return {"median": at(0.5), "p98": at(0.98), "max": at(1.0)}
+
 
 def set_realtime(log_warning=log.warning) -> bool:
     """Ask for SCHED_FIFO for this (the only Python) thread; carry on where not allowed."""
@@ -782,6 +1004,7 @@ def main(config_file=None, overrides=None, realtime: bool = False, clock_out: bo
             if daemon.jack is not None:
                 print_ready(daemon.jack_line())
             print_ready(ready)
+            daemon.open_control()
             gc.collect()
             gc.freeze()  # start-up objects leave the collector's view: its pauses stay short
         except JazzdError:

@@ -235,6 +235,15 @@ class Engine:
     def spb(self) -> float:
         return 60.0 / self._tick.tempo
 
+    @property
+    def state(self) -> str:
+        """What the engine does now: listen, answer (call mode) or play."""
+        return self._state
+
+    def chord_at(self, t: float) -> Chord | None:
+        """The chord the engine plays over at time `t` (the player's, else the progression's)."""
+        return self._chord(self.beat_of(t) if self._tick is not None else 0.0)
+
     def beat_of(self, t: float) -> float:
         return self._tick.beat + (t - self._tick.t) / self.spb
 
@@ -257,7 +266,7 @@ class Engine:
             return Plan([])
         is_on = isinstance(event, NoteOn) and event.velocity > 0
         mode = self.settings.mode
-        if self._is_chord_hand(event.note, event.channel):
+        if self.is_chord_hand(event.note, event.channel):
             (self.tracker.note_on if is_on else self.tracker.note_off)(event.note, event.channel)
             if mode == "duet" and self._state != "play":
                 return self._update(event.t)  # the first chord: join in from the next beat
@@ -339,7 +348,7 @@ class Engine:
         self._call_start = None
         return plan
 
-    def _is_chord_hand(self, note: int, channel: int) -> bool:
+    def is_chord_hand(self, note: int, channel: int) -> bool:
         s = self.settings
         if s.melody_channel is not None:
             return channel != s.melody_channel and self.tracker.is_chord_note(note, channel)

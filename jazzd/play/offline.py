@@ -231,7 +231,7 @@ def answer_call(engine, call: Sequence[Note], chords: Sequence[tuple[float, Chor
     events: list[tuple[float, int, NoteOn | NoteOff]] = []
     call_end = call[0].onset
     for k, n in enumerate(call):
-        if engine._is_chord_hand(n.midi, melody_ch):
+        if engine.is_chord_hand(n.midi, melody_ch):
             raise ValueError(f"answer_call: call note {n.midi} would be heard as the chord hand "
                              f"(split {s.split}); set melody_channel and chord_channel, or transpose the call")
         end = n.onset + n.dur if k + 1 == len(call) else min(n.onset + n.dur, call[k + 1].onset)
@@ -252,7 +252,7 @@ def answer_call(engine, call: Sequence[Note], chords: Sequence[tuple[float, Chor
             break
         voiced = left_hand(chord, s.split)
         for p in voiced:
-            if not engine._is_chord_hand(p, chord_ch):
+            if not engine.is_chord_hand(p, chord_ch):
                 raise ValueError(f"answer_call: chord note {p} would be heard as the melody "
                                  f"(split {s.split}); set a chord_channel or a higher split")
         events += [(beat, 0, NoteOff(beat * spb, p, chord_ch)) for p in held if p not in voiced]
