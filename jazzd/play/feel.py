@@ -31,7 +31,13 @@ note off and the next note's note on, computed apart, agree):
   2002): at fast tempos the BUR is capped, and at 300 bpm and above eighths are even.
 The map is monotone within and across beats, so notes keep their order, a note's off
 follows its on, and notes that tiled on the grid still tile (no overlap, no gap); an
-onset is never earlier than the time it is planned at.
+onset is never earlier than the time it is planned at, nor than its grid point: a
+downbeat is laid back or on the beat, never ahead of it (d_k >= 0, so every point maps
+at or after itself).  The engine judges what has started by the grid (`Engine._cut`):
+a note played ahead of its grid point was sounding when a cut at that point took it for
+not yet started, replanned it, and the same value sounded twice at once (found by the
+articulation stage's property test, duet at 280 bpm).  A player who plays ahead of the
+beat is followed as one on it.
 """
 
 from __future__ import annotations
@@ -148,7 +154,7 @@ class Feel:
             if sigma > 0:
                 jitter = float(np.clip(self.rng.normal(0.0, sigma), -min(2 * sigma, MAX_JITTER_BEATS),
                                        min(2 * sigma, MAX_JITTER_BEATS)))
-            d = self._delay[k] = max(delay + jitter, now - k)
+            d = self._delay[k] = max(delay + jitter, now - k, 0.0)  # never ahead of the grid: see above
         return d
 
     def _point(self, x: float, now: float) -> float:
