@@ -108,7 +108,8 @@ def test_a_server_left_by_a_killed_run_is_stopped_and_a_fresh_one_started(unused
     runtime = tmp_path / "run" / "jazzd"
     runtime.mkdir(parents=True)
     (runtime / f"jackd-{unused.name}.pid").write_text(f"{jackd.pid} {dead.pid}\n")
-    s = Session(unused, tmp_path, "--start-jack", wire=False)
+    # (the runtime folder with the pid file: a Session otherwise makes its own)
+    s = Session(unused, tmp_path, "--start-jack", wire=False, env={"XDG_RUNTIME_DIR": str(tmp_path / "run")})
     try:
         assert jackd.wait(10) is not None  # the stale one was stopped
         pid = embedded(s.ready_line, unused.name)
