@@ -196,14 +196,9 @@ def follow(tmp: Path, server: str, model: list[str], tempo: float, seconds: floa
 
 def link_offset(peer) -> float:
     """Link's clock (CLOCK_MONOTONIC_RAW, µs) minus time.monotonic(), in seconds."""
-    clock, best = peer.clock(), None
-    for _ in range(20):
-        a = time.monotonic()
-        micros = clock.micros()
-        b = time.monotonic()
-        if best is None or b - a < best[0]:
-            best = (b - a, micros / 1e6 - (a + b) / 2)
-    return best[1]
+    from jazzd.live.abletonlink import clock_offset
+
+    return clock_offset(peer.clock(), reads=20)[0]
 
 
 def link_errors(ons, state, offset: float) -> np.ndarray:

@@ -40,6 +40,21 @@ def load_link():
     return link
 
 
+def clock_offset(clock, monotonic: Callable[[], float] = time.monotonic, reads: int = BRIDGE_READS
+                 ) -> tuple[float, float]:
+    """(Link's clock `clock.micros()` minus `monotonic`, in seconds; how long the read
+    that gave it took): the tightest of `reads` back-to-back reads.  (The tests and
+    bench/timing.py place a second peer's timeline on their clock with it too.)"""
+    best = None
+    for _ in range(reads):
+        a = monotonic()
+        micros = clock.micros()
+        b = monotonic()
+        if best is None or b - a < best[0]:
+            best = (b - a, micros / 1e6 - (a + b) / 2)
+    return best[1], best[0]
+
+
 class LinkSession:
     """jazzd's Link peer: enabled at once (Link resets a peer's timeline when it is
     enabled, so a new peer never imposes its tempo on a session already running: the
@@ -63,16 +78,10 @@ class LinkSession:
 
     def _measure(self, old: float | None) -> float:
         """Link's clock minus the loop's (seconds), from the tightest of a few reads."""
-        best = None
-        for _ in range(BRIDGE_READS):
-            a = self._monotonic()
-            micros = self._clock.micros()
-            b = self._monotonic()
-            if best is None or b - a < best[0]:
-                best = (b - a, micros / 1e6 - (a + b) / 2)
-        if old is not None and best[0] > BRIDGE_MAX_S:
+        offset, straddle = clock_offset(self._clock, self._monotonic, BRIDGE_READS)
+        if old is not None and straddle > BRIDGE_MAX_S:
             return old
-        return best[1]
+        return offset
 
     def link_micros(self, t: float) -> int:
         """Loop time t as Link's host time in microseconds."""

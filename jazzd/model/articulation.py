@@ -26,15 +26,14 @@ A renderer plays a note for `held_share(...) * span` beats (never past its value
 
 from __future__ import annotations
 
-import json
 import math
 from bisect import bisect_right
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
 from jazzd.errors import InputError
+from jazzd.model.shipped import read_json
 
 FORMAT = "jazzd-articulation"
 VERSION = 1
@@ -174,11 +173,5 @@ def shipped_articulation() -> Articulation | None:
 
 
 def load_articulation(path) -> Articulation:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the articulation table ({err.strerror}); check the path") from err
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not JSON ({err}); write it again with `jazzd articulation`") from err
+    data = read_json(path, "articulation table", "jazzd articulation")
     return from_json(data, str(path))

@@ -12,13 +12,12 @@ packaging mistake) the engine plays straight (`FeelModel.straight`).
 
 from __future__ import annotations
 
-import json
 import math
 from dataclasses import dataclass, field
 from functools import lru_cache
-from pathlib import Path
 
 from jazzd.errors import InputError
+from jazzd.model.shipped import read_json
 
 FEEL_VERSION = 1
 _KEYS = ("bur_a", "bur_b", "bur_spread", "delay_a", "delay_b", "delay_spread", "beat_spread_ms")
@@ -75,13 +74,7 @@ class FeelModel:
 
 
 def load_feel(path) -> FeelModel:
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as err:
-        raise InputError(f"{path}: cannot read the feel model ({err.strerror})") from err
-    except (UnicodeDecodeError, json.JSONDecodeError) as err:
-        raise InputError(f"{path}: not JSON ({err}); write it again with `jazzd feel-model`") from err
+    data = read_json(path, "feel model", "jazzd feel-model")
     return FeelModel.from_json(data, str(path))
 
 

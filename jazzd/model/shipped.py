@@ -8,9 +8,12 @@ them in `models/` beside the package.
 
 from __future__ import annotations
 
+import json
 import os
 from importlib import resources
 from pathlib import Path
+
+from jazzd.errors import InputError
 
 DEFAULT_MODEL_NAME = "jazzd-wjd.npz"
 DEFAULT_FEEL_NAME = "jazzd-wjd.feel.json"  # the feel model (jazzd.model.feel)
@@ -60,3 +63,15 @@ def default_feel() -> Path:
     if checkout.is_file():
         return checkout
     return _installed(DEFAULT_FEEL_NAME) or checkout
+
+
+def read_json(path, what: str, command: str) -> dict:
+    """A model's side file (the feel model, the articulation table): its JSON, or an
+    InputError naming the file, what is wrong, and `command`, which writes it again."""
+    path = Path(path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as err:
+        raise InputError(f"{path}: cannot read the {what} ({err.strerror}); check the path") from err
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise InputError(f"{path}: not JSON ({err}); write it again with `{command}`") from err
