@@ -151,3 +151,34 @@ def test_demo_plays_calls_and_a_duet_and_writes_its_files(unused, tmp_path):
     names = re.findall(r'JACK server "([^"]+)"', done.stdout)
     assert names and all(gone(n) for n in names)
 
+
+
+def test_with_no_server_name_set_jazzd_starts_its_own_under_its_default_name(tmp_path):
+    """`make run` on a bare machine: no JACK_DEFAULT_SERVER at all.  The server's default
+    name was once "jazzd", the name of jazzd's own input client, and with it the client
+    could not open ("JACK server not running?"): exit 2.  The other tests here name their
+    servers, so only this one runs the way `make run` does."""
+    from jazzd.live.jackserver import NAME
+
+    if shutil.which("jackd") is None:
+        pytest.skip("needs jackd (apt-get install --no-install-recommends jackd2)")
+    if jack_server_pid(jack_server_socket(NAME)) is not None or jack_server_pid(jack_server_socket("default")):
+        pytest.skip(f"a JACK server named {NAME!r} or 'default' runs here already")
+    env = {k: v for k, v in os.environ.items() if k != "JACK_DEFAULT_SERVER"}
+    env.update(XDG_RUNTIME_DIR=str(tmp_path), XDG_CONFIG_HOME=str(tmp_path / "xdg"), JACK_NO_START_SERVER="1",
+               PYTHONPATH=str(ROOT), OPENBLAS_NUM_THREADS="1")
+    with open(tmp_path / "jazzd.stderr", "w") as err:  # (libjack's noise; a file, not a pipe nobody reads)
+        proc = subprocess.Popen([sys.executable, "-m", "jazzd", "run", "--start-jack"], env=env,
+                                stdout=subprocess.PIPE, stderr=err, text=True, preexec_fn=die_with_parent)
+    try:
+        lines = [proc.stdout.readline() for _ in range(2)]
+        assert any(f'own JACK server "{NAME}"' in line for line in lines), (lines, (tmp_path / "jazzd.stderr").read_text())
+        assert any(line.startswith("jazzd ready: MIDI on JACK") for line in lines), lines
+        assert jackds(NAME)
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(15) == 0
+        assert gone(NAME)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()

@@ -33,7 +33,7 @@ def runtime(tmp_path, monkeypatch):
     (tmp_path / "run").mkdir()
 
 
-@pytest.mark.parametrize(("env", "name"), [(None, "jazzd"), ("default", "jazzd"), ("studio", "studio")])
+@pytest.mark.parametrize(("env", "name"), [(None, "jazzd-jack"), ("default", "jazzd-jack"), ("studio", "studio")])
 def test_the_server_is_named_after_jack_default_server_but_never_default(monkeypatch, env, name):
     if env is None:
         monkeypatch.delenv("JACK_DEFAULT_SERVER", raising=False)

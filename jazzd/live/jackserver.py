@@ -32,7 +32,10 @@ from pathlib import Path
 from jazzd.errors import PortError
 from jazzd.live.ports import jack_server_pid, jack_server_socket, process_alive
 
-NAME = "jazzd"          # the server's name unless JACK_DEFAULT_SERVER names another
+# The server's name unless JACK_DEFAULT_SERVER names another.  Not "jazzd": a JACK server
+# named like its client ("jazzd", jazzd's input client) took the server but not the
+# client (rtmidi: "JACK server not running?"), and `make run` exited 2 on a bare machine.
+NAME = "jazzd-jack"
 RATE = 48000
 PERIOD = 128            # frames: 2.7 ms at 48 kHz, kind to a busy machine
 START_TIMEOUT_S = 10.0
@@ -43,7 +46,7 @@ INSTALL = "sudo apt-get install --no-install-recommends jackd2"
 
 def server_name() -> str:
     """The name to start the server under: JACK_DEFAULT_SERVER when set (so a client with
-    the same environment finds it), else "jazzd" (never "default": a user's own server
+    the same environment finds it), else `NAME` (never "default": a user's own server
     keeps that name)."""
     name = os.environ.get("JACK_DEFAULT_SERVER", "")
     return name if name and name != "default" else NAME
