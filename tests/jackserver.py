@@ -31,6 +31,8 @@ from pathlib import Path
 
 import pytest
 
+from jazzd.live.jackserver import remove_leftovers
+
 RATE = 48000
 PERIOD = 64
 PR_SET_PDEATHSIG = 1
@@ -98,18 +100,9 @@ class JackServer:
                 self.process.kill()
                 self.process.wait()
             self.stop_s = time.perf_counter() - t0
-        _remove_leftovers(self.name)
+        remove_leftovers(self.name)  # (the product's own clean-up of a server's semaphores)
         with contextlib.suppress(OSError):
             self.log_path.unlink()
-
-
-def _remove_leftovers(name: str) -> None:
-    """Semaphores a killed server or client may leave in /dev/shm (jack_sem.<uid>_<name>_*)."""
-    shm = Path("/dev/shm")
-    if shm.is_dir():
-        for path in shm.glob(f"jack_sem.{os.getuid()}_{name}_*"):
-            with contextlib.suppress(OSError):
-                path.unlink()
 
 
 def _wait_ready(server: JackServer, env: dict) -> None:
