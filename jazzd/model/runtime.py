@@ -152,7 +152,7 @@ class Runtime:
         """
         self.advance(token, features)
         logits, probs = self._logits, self._probs
-        np.matmul(self._h_last, self._dense_kernel, out=logits)
+        np.dot(self._h_last, self._dense_kernel, out=logits)
         logits += self._dense_bias
         # softmax, shifted so exp cannot overflow (the ufuncs' own reduce: the same
         # maths as .max() and .sum(), without their Python wrappers)
@@ -171,7 +171,7 @@ class Runtime:
             raise ValueError(f"expected features {self._features}, got {features!r}")
         plan = self._plan
         x, w, bias, gates, sig, g, i, f, o, c, h, tmp = plan[0]
-        np.matmul(x, w, out=gates)  # gates are scratch: the state changes only in _cell
+        np.dot(x, w, out=gates)  # gates are scratch: the state changes only in _cell
         gates += self._token_table[token]
         for table, value in zip(self._feature_tables, features, strict=True):
             if not 0 <= value < table.shape[0]:
@@ -179,7 +179,7 @@ class Runtime:
             gates += table[value]
         self._cell(gates, sig, g, i, f, o, c, h, tmp)
         for x, w, bias, gates, sig, g, i, f, o, c, h, tmp in plan[1:]:
-            np.matmul(x, w, out=gates)
+            np.dot(x, w, out=gates)
             gates += bias
             self._cell(gates, sig, g, i, f, o, c, h, tmp)
 
