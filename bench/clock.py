@@ -15,7 +15,12 @@ Pure arithmetic on exact timestamps (no ports, no real time), so it is repeatabl
    doubled or moved);
 4. storm (issue 18): 320 stray pulses in 0.3 s over a steady 120 bpm clock, then
    Start: the ticks after the Start against the sender's beats, and the strays dropped;
-5. cost: microseconds a pulse on a steady clock.
+5. start-up: Start, then a clock whose first pulses are held up (the first 1-6 pulses
+   late by 0.25-0.9 of a period, the rest 0-1.5 ms late), or stalled once in the
+   first 6 beats (3-40 ms, the held pulses released together), at 90, 120, 150 and
+   180 bpm: the runs with any beat from beat 2 on more than half a period from the
+   sender's (a beat numbered a pulse off: it stays off for the song), by case;
+6. cost: microseconds a pulse on a steady clock.
 """
 
 from __future__ import annotations
@@ -146,6 +151,36 @@ def storm(seeds: int) -> dict:
             "strays_dropped_per_run": round(dropped / seeds, 1), "line_restarts": resets}
 
 
+def startup(seeds: int) -> dict:
+    cases: dict[str, list[int]] = {}
+    for bpm in (90, 120, 150, 180):
+        period = 60.0 / bpm / PPQN
+        sent = [0.0005 + k * period for k in range(16 * PPQN)]
+        for seed in range(seeds):
+            rng = random.Random(seed * 1000 + bpm)
+            runs = {}
+            for held in range(1, 7):
+                for late in (0.25, 0.4, 0.55, 0.7, 0.9):
+                    runs[f"first {held} late {late:g} period"] = [
+                        t + rng.uniform(0, 1.5e-3) + (late * period if k < held else 0.0) for k, t in enumerate(sent)]
+            for _ in range(8):
+                at, stall = sent[rng.randrange(6 * PPQN)], rng.uniform(3e-3, 40e-3)
+                runs["a stall"] = [at + stall + rng.uniform(0, 2e-4) if at <= t < at + stall else t + rng.uniform(0, 1.5e-3)
+                                   for t in sent]
+                runs[f"a stall {_}"] = runs.pop("a stall")
+            for name, arrivals in runs.items():
+                _, ticks = _ticks(sorted(arrivals), 0.0)
+                off = any(tk.beat >= 2 and abs(tk.t - sent[tk.beat * PPQN]) > period / 2 for tk in ticks)
+                key = f"{bpm} bpm: " + ("a stall" if name.startswith("a stall") else name.split(" late")[0] + " late "
+                                         + name.split(" late ")[1])
+                runs_off = cases.setdefault(key, [0, 0])
+                runs_off[0] += 1
+                runs_off[1] += off
+    total = sum(n for n, _ in cases.values())
+    return {"runs": total, "runs_a_pulse_off": sum(b for _, b in cases.values()),
+            "by_case": {k: f"{b}/{n}" for k, (n, b) in cases.items() if b}}
+
+
 def cost() -> float:
     flt, period = TempoFilter(), 60.0 / 120 / PPQN
     rng = random.Random(0)
@@ -162,6 +197,7 @@ def main() -> None:
     args = parser.parse_args()
     out = {"bench": "clock", "seeds": args.seeds, "steady": steady(args.seeds), "steps": steps(args.seeds),
            "faults": faults(min(args.seeds, 200)), "storm": storm(min(args.seeds, 200)),
+           "startup": startup(min(args.seeds, 20)),
            "us_per_pulse": round(cost(), 2)}
     print(json.dumps(out, indent=2))
 

@@ -580,3 +580,25 @@ def test_a_first_pulse_on_time_and_the_next_ones_held_up_is_no_lost_pulse(late_p
     assert f.filter.lost == 0 and f.filter.dropped == {}
     assert [tk.beat for tk in ticks] == list(range(6))
     assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < 0.3 * period for tk in ticks), ticks
+
+
+@pytest.mark.parametrize(("held", "late_periods"), [(1, 0.55), (4, 0.54), (6, 0.42), (3, 0.6)])
+def test_first_pulses_held_up_after_start_are_not_a_lost_first_pulse(held, late_periods):
+    """Start, then the first `held` pulses held up (a DAW starting its transport: 9 ms at
+    150 bpm) and the rest on time.  The line fitted to those first pulses runs too flat,
+    and its slot for the first pulse lay a period after the Start, so the first pulse
+    was taken for the second (a lost first pulse) and every beat of the song ticked a
+    pulse early.  Where the first pulse belongs is read from the start-up slots (the
+    earliest arrival's phase), so every beat is the sender's: exactly once the line no
+    longer holds the late pulses (from beat 3), within a third of a period at beats 1
+    and 2.  (Beat 0 ticks at the 7th pulse on the line through the late ones: up to 0.65
+    of a period late here, as before.)"""
+    times = clock_times(150, 6 * PPQN, seed=0, t0=1.0, jitter=0)
+    period = times[1] - times[0]
+    f = MidiClockFollower()
+    f.feed(1.0 - 0.0005, FA)
+    ticks = play(f, [t + (late_periods * period if k < held else 0.0) for k, t in enumerate(times)])
+    assert f.filter.lost == 0 and f.filter.dropped == {}
+    assert [tk.beat for tk in ticks] == list(range(6))
+    assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < period / 3 for tk in ticks[1:]), ticks
+    assert [round(tk.t, 9) for tk in ticks[3:]] == [round(1.0 + b * 0.4, 9) for b in range(3, 6)], ticks

@@ -324,6 +324,7 @@ class TempoFilter:
         self._error = 0.0                 # the last counted pulse's distance from its slot
         self._gaps = 0                    # pulses counted after a gap, in a row
         self._last = 0.0                  # the last arrival, counted or not
+        self._phase: tuple[int, float, float] | None = None  # the settled start-up slots (`slot_of`)
 
     @property
     def period(self) -> float:
@@ -351,6 +352,7 @@ class TempoFilter:
         if not line or abs(t - last) > MAX_PULSE_GAP_S:
             line.clear()
             self._recent.clear()
+            self._phase = None
             self._count(1, t, 0.0)
             return None
         if not self.settled:
@@ -386,6 +388,22 @@ class TempoFilter:
         """(number, arrival) of the oldest pulse the line is fitted to."""
         return self._line[0]
 
+    def slot_of(self, pulse: int) -> float:
+        """The time of pulse number `pulse` by the start-up slots `_settle` numbered the
+        first pulses by (the phase of the earliest of them, in the median period), or on
+        the fitted line if the line did not start with them (a jump restarted it).
+
+        Why not the line: it is fitted to the first pulses as they came, so when the first
+        few came late and the next on time, its slope is too flat and its first slot
+        late.  The follower asks where the first pulse after a Start belongs, and on the
+        line a first pulse held up by half a period (9 ms at 150 bpm: a DAW starting its
+        transport) looked a whole period after the Start, so it was taken for the second
+        and every beat of the song came a pulse early."""
+        if self._phase is None:
+            return self.time_of(pulse)
+        k, t, period = self._phase
+        return t + (pulse - k) * period
+
     @property
     def settled(self) -> bool:
         """Whether the line has enough pulses to number arrivals by (see `_settle`)."""
@@ -418,6 +436,9 @@ class TempoFilter:
         for i, (_, t) in enumerate(line):
             k = k0 + i + math.floor(behind[i] + SETTLE_EARLY) - first
             slots[k] = min(slots.get(k, (1.0, t)), (abs(behind[i] - round(behind[i])), t))
+        j = late.index(early)
+        k = k0 + j + math.floor(behind[j] + SETTLE_EARLY) - first  # (its slot's number)
+        self._phase = (k, line[j][1], period)
         count = max(slots)
         if count > self.count:
             self.lost += count - self.count
@@ -507,6 +528,7 @@ class TempoFilter:
         self._gaps = 0
         self._fit()
         self._recent.clear()
+        self._phase = None
         self.resets += 1
 
 
@@ -621,7 +643,7 @@ class MidiClockFollower(BaseClock):
                 first = flt.count
                 while flt.count - first < 4 * PPQN and flt.time_of(first - 1) >= since:
                     first -= 1
-            elif abs((flt.time_of(first) - self._since) / flt.period - 1.0) <= SLOT_TOLERANCE:
+            elif abs((flt.slot_of(first) - self._since) / flt.period - 1.0) <= SLOT_TOLERANCE:
                 first -= 1
                 flt.lost += 1
             self._anchor = first - self._next_pulse
