@@ -582,14 +582,16 @@ def test_a_first_pulse_on_time_and_the_next_ones_held_up_is_no_lost_pulse(late_p
     assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < 0.3 * period for tk in ticks), ticks
 
 
-@pytest.mark.parametrize(("held", "late_periods"), [(1, 0.55), (4, 0.54), (6, 0.42), (3, 0.6)])
+@pytest.mark.parametrize(("held", "late_periods"), [(1, 0.55), (4, 0.54), (6, 0.42), (3, 0.6), (4, 0.8), (2, 0.95)])
 def test_first_pulses_held_up_after_start_are_not_a_lost_first_pulse(held, late_periods):
     """Start, then the first `held` pulses held up (a DAW starting its transport: 9 ms at
     150 bpm) and the rest on time.  The line fitted to those first pulses runs too flat,
     and its slot for the first pulse lay a period after the Start, so the first pulse
     was taken for the second (a lost first pulse) and every beat of the song ticked a
     pulse early.  Where the first pulse belongs is read from the start-up slots (the
-    earliest arrival's phase), so every beat is the sender's: exactly once the line no
+    earliest arrival's phase), and a group held up by 0.7 of a period or more is no
+    pulse lost before it (pulses come in order: the next, on time, would be numbered
+    before it).  So every beat is the sender's: exactly once the line no
     longer holds the late pulses (from beat 3), within a third of a period at beats 1
     and 2.  (Beat 0 ticks at the 7th pulse on the line through the late ones: up to 0.65
     of a period late here, as before.)"""
@@ -602,3 +604,27 @@ def test_first_pulses_held_up_after_start_are_not_a_lost_first_pulse(held, late_
     assert [tk.beat for tk in ticks] == list(range(6))
     assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < period / 3 for tk in ticks[1:]), ticks
     assert [round(tk.t, 9) for tk in ticks[3:]] == [round(1.0 + b * 0.4, 9) for b in range(3, 6)], ticks
+
+
+@pytest.mark.parametrize(("at", "stall_periods"), [(0, 1.5), (2, 1.2), (3, 1.3), (4, 1.48), (5, 1.7), (6, 1.2)])
+def test_a_stall_among_the_first_pulses_leaves_every_beat_in_place(at, stall_periods):
+    """Start, then the sender stalls at pulse `at` (among the first seven) and releases
+    the held pulses together.  They are counted where they belong but not fitted: on
+    the line they put the next slots so far off that the next pulses were dropped as
+    stray, and every beat came a pulse late.  (A held pulse read as the next one, a
+    lost pulse before it, is right again when the next comes: that one is a double.)"""
+    times = clock_times(150, 6 * PPQN, seed=0, t0=1.0, jitter=0)
+    period = times[1] - times[0]
+    release = times[at] + stall_periods * period
+    for seed in [None, *range(40)]:  # exact sends, then 40 runs with 0-1.5 ms late arrivals
+        rng = random.Random(seed)
+        arrivals = [release + 1e-4 * (k - at) if times[at] <= t < release else t + (seed is not None) * rng.uniform(0, 1.5e-3)
+                    for k, t in enumerate(times)]
+        f = MidiClockFollower()
+        f.feed(1.0 - 0.0005, FA)
+        ticks = play(f, arrivals)
+        assert f.filter.count == len(arrivals), seed
+        assert [tk.beat for tk in ticks] == list(range(6)), seed
+        assert all(abs(tk.t - (1.0 + tk.beat * 0.4)) < 0.3 * period for tk in ticks[1:]), (seed, ticks)
+        if seed is None:
+            assert [round(tk.t, 9) for tk in ticks[3:]] == [round(1.0 + b * 0.4, 9) for b in range(3, 6)], ticks

@@ -325,6 +325,8 @@ class TempoFilter:
         self._gaps = 0                    # pulses counted after a gap, in a row
         self._last = 0.0                  # the last arrival, counted or not
         self._phase: tuple[int, float, float] | None = None  # the settled start-up slots (`slot_of`)
+        self._origin = (0, 0.0)           # (number, arrival) of the line's first pulse (`first`)
+        self._settled = False             # numbering by the line (see `settled`)
 
     @property
     def period(self) -> float:
@@ -353,12 +355,14 @@ class TempoFilter:
             line.clear()
             self._recent.clear()
             self._phase = None
+            self._settled = False
             self._count(1, t, 0.0)
+            self._origin = (self.count, t)
             return None
-        if not self.settled:
+        if not self._settled:
             if t > line[-1][1]:  # (one that came with the last is numbered at `_settle`)
                 self._count(1, t, 0.0)
-                if self.settled:
+                if len(line) >= FIRST_JUDGED:
                     self._settle()
             return None
         x = (t - self.time_of(self.count)) / self._slope
@@ -368,7 +372,10 @@ class TempoFilter:
             return "stray"
         if n == 0:
             if abs(error) < abs(self._error):  # the better of two arrivals for one pulse
-                line[-1] = (self.count, t)
+                if line[-1][0] == self.count:
+                    line[-1] = (self.count, t)
+                else:  # (one `_settle` left out of the line)
+                    line.append((self.count, t))
                 self._fit()
                 self._error = error
             return "doubled"
@@ -385,8 +392,9 @@ class TempoFilter:
 
     @property
     def first(self) -> tuple[int, float]:
-        """(number, arrival) of the oldest pulse the line is fitted to."""
-        return self._line[0]
+        """(number, arrival) of the first pulse counted since the line (re)started (the
+        line itself may leave it out: `_settle`)."""
+        return self._origin
 
     def slot_of(self, pulse: int) -> float:
         """The time of pulse number `pulse` by the start-up slots `_settle` numbered the
@@ -406,14 +414,18 @@ class TempoFilter:
 
     @property
     def settled(self) -> bool:
-        """Whether the line has enough pulses to number arrivals by (see `_settle`)."""
-        return len(self._line) >= FIRST_JUDGED
+        """Whether the line has had enough pulses (`FIRST_JUDGED`) to number arrivals by
+        (see `_settle`)."""
+        return self._settled
 
     def _settle(self) -> None:
         """The first pulses, counted blind, numbered again by time, in periods of the
         median of their intervals: a pulse lost among them leaves a gap of two (counted
         as lost, as are pulses that came with another: a poll found both, at the later
-        one's time), and of two arrivals for one slot the nearer stays.
+        one's time).  Pulses held up (further than `SLOT_TOLERANCE` from their slots)
+        are counted but left out of the line: fitted, two pulses held by a stall in the
+        first seven put the next slots so far off that the next two pulses were dropped
+        as stray, and every beat came a pulse late.
 
         Numbered from the earliest phase among them, not from the first one's: arrivals
         are late (a busy sender, a poll), never early, so the one that came soonest
@@ -431,22 +443,29 @@ class TempoFilter:
         late = [(t - t0) / period - i for i, (_, t) in enumerate(line)]
         early = min(late)
         behind = [x - early for x in late]          # periods behind the earliest phase
-        first = math.floor(behind[0] + SETTLE_EARLY)  # (the first arrival keeps its number)
-        slots: dict[int, tuple[float, float]] = {}  # pulse -> (distance from its slot, time)
-        for i, (_, t) in enumerate(line):
-            k = k0 + i + math.floor(behind[i] + SETTLE_EARLY) - first
-            slots[k] = min(slots.get(k, (1.0, t)), (abs(behind[i] - round(behind[i])), t))
+        # Pulses lost before each arrival, by time; but pulses come in order, so an
+        # arrival is never more pulses on than a later one: one that seems to be (a
+        # group of first pulses held up by 0.7 of a period and more, then on time) was
+        # held up, not preceded by a lost pulse.
+        ahead = [math.floor(b + SETTLE_EARLY) for b in behind]
+        for i in range(len(ahead) - 2, -1, -1):
+            ahead[i] = min(ahead[i], ahead[i + 1])
+        first = ahead[0]  # (the first arrival keeps its number)
+        numbered = [(k0 + i + ahead[i] - first, t) for i, (_, t) in enumerate(line)]  # (increasing)
         j = late.index(early)
-        k = k0 + j + math.floor(behind[j] + SETTLE_EARLY) - first  # (its slot's number)
-        self._phase = (k, line[j][1], period)
-        count = max(slots)
-        if count > self.count:
-            self.lost += count - self.count
-        elif count < self.count:
-            self.dropped["stray"] = self.dropped.get("stray", 0) + self.count - count
+        self._phase = (numbered[j][0], numbered[j][1], period)
+        count = numbered[-1][0]
+        self.lost += count - self.count
         self.count = count
+        self._origin = numbered[0]
+        # Fitted: the arrivals near their slots.  (Not one further on than its slot's
+        # phase: only the margin numbers it so, and it may be a pulse held up.)
+        near = [0.0 <= b - a <= SLOT_TOLERANCE for b, a in zip(behind, ahead, strict=True)]
+        fitted = [p for p, ok in zip(numbered, near, strict=True) if ok]
         self._line.clear()
-        self._line.extend((k, t) for k, (_, t) in sorted(slots.items()))
+        self._line.extend(fitted if len(fitted) >= 2 else numbered)
+        self._error = behind[-1] - ahead[-1] if near[-1] else 1.0  # (1: any arrival for it is nearer)
+        self._settled = True
         self._fit()
 
     def _count(self, n: int, t: float, error: float) -> None:
@@ -482,7 +501,7 @@ class TempoFilter:
         """Restart the line on the last arrivals if they are a clock of their own that the
         line does not explain (see the class docstring)."""
         recent = list(self._recent)
-        if len(self._line) < FIRST_JUDGED:
+        if not self._settled:
             return False
         for size in (TRAIN, LONG_TRAIN):
             if len(recent) < size:
@@ -524,6 +543,7 @@ class TempoFilter:
         self._line.clear()
         self._line.extend((first + 1 + i, r[0]) for i, r in enumerate(train))
         self.count = first + len(train)
+        self._origin = self._line[0]
         self._error = 0.0
         self._gaps = 0
         self._fit()
