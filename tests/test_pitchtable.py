@@ -14,7 +14,16 @@ from jazzd.data.ingest.common import Bar, Piece
 from jazzd.data.ingest.run import piece_record
 from jazzd.errors import BundleError
 from jazzd.model.bundle import arrays_sha256, load_bundle, save_bundle
-from jazzd.model.pitchtable import MAX_OFFSET, MAX_OPEN, MAX_STEP, TABLE_SHAPES, PitchChooser
+from jazzd.model.pitchtable import (
+    BASE_SHAPES,
+    MAX_OFFSET,
+    MAX_OPEN,
+    MAX_STEP,
+    REGISTER_NOTES,
+    TABLE_SHAPES,
+    Line,
+    PitchChooser,
+)
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, parse_chord
 from jazzd.music.features import CHORD_CLASSES
@@ -30,6 +39,7 @@ from jazzd.music.progression import parse_progression
 from jazzd.music.vocab import Vocabulary
 from jazzd.play.engine import Engine, Settings
 from jazzd.play.offline import render
+from jazzd.play.soloist import Soloist
 from jazzd.training.pitchtables import estimate
 
 from .tinymodel import make_bundle
@@ -78,9 +88,14 @@ def test_type_reach_says_which_types_a_chord_has():
     assert type_reach(NO_CHORD) == bits["X"]
 
 
+def sized(solos: int) -> dict[str, tuple[int, ...]]:
+    """`TABLE_SHAPES` for tables counted from `solos` solos."""
+    return {n: (solos, *s[1:]) if s[0] == -1 else s for n, s in TABLE_SHAPES.items()}
+
+
 def test_counted_tables_give_back_the_known_intervals(corpus, pieces):
     tables, info = estimate(corpus, range(len(corpus)), corpus.vocab)
-    assert {n: a.shape for n, a in tables.items()} == TABLE_SHAPES
+    assert {n: a.shape for n, a in tables.items()} == sized(len(pieces))
     window, open_, reach = tables["pitch_window"], tables["pitch_open"], tables["pitch_reach"]
     # Every value read through the corpus's own vocabulary is centred on its interval.
     assert window.sum() == window[:, :, MAX_OFFSET].sum() > 0
@@ -154,6 +169,7 @@ def test_tables_round_trip_beside_untouched_weights(tiny, corpus, tmp_path):
 
 @pytest.mark.parametrize("defect, expected", [
     (lambda t: t.pop("pitch_open"), "pitch tables incomplete (missing pitch_open)"),
+    (lambda t: t.pop("pitch_turn"), "pitch tables incomplete (missing pitch_turn)"),
     (lambda t: t.__setitem__("pitch_reach", np.zeros((4, 8), np.float32)), "'pitch_reach' is float32 [4, 8]"),
     (lambda t: t["pitch_window"].__setitem__((0, 0, 0), -1), "negative, NaN or Inf"),
     (lambda t: t.__setitem__("lstm9_bias", np.zeros(3, np.float32)), "unexpected lstm9_bias"),
@@ -197,7 +213,7 @@ def test_a_bundle_without_tables_decodes_as_before_and_tables_change_it(tiny, co
 
 
 def table_chooser(window_row=None, reach=None, vocabulary=("R,0.500", "X,0.500")):
-    tables = {n: np.zeros(s, np.float32) for n, s in TABLE_SHAPES.items()}
+    tables = {n: np.zeros(s, np.float32) for n, s in BASE_SHAPES.items()}
     if window_row is not None:
         t, step, counts = window_row
         tables["pitch_window"][NOTE_TYPES.index(t), step + MAX_STEP, MAX_OFFSET - 3:MAX_OFFSET + 4] = counts
@@ -280,3 +296,125 @@ def test_pitch_tables_command_refuses_what_it_cannot_count(tiny, pieces, tmp_pat
     err = capsys.readouterr().err
     assert "the corpus has no pitches" in err and "ingest the sources again" in err
     assert load_bundle(bundle_path).tables == {} and load_bundle(listed).tables == {}  # nothing written
+
+
+# --- the line's context: the previous pitch, the register, the last interval ---------------
+
+def test_the_line_keeps_its_register_and_its_last_interval():
+    line = Line()
+    assert line.register_class(90) == 3 and line.turn_class() is None  # nothing known yet
+    line = line.then(None, 60, False)
+    assert (line.centre, line.step, line.opened) == (60, None, True)
+    line = line.then(60, 67, True)
+    assert (line.centre, line.step, line.opened, line.turn_class()) == (63.5, 7, False, 4)
+    assert [line.register_class(p) for p in (50, 55, 60, 63, 67, 70, 80)] == [0, 1, 2, 3, 4, 5, 6]
+    assert [Line(step=d).turn_class() for d in (-5, -4, -1, 0, 1, 4, 5)] == [0, 1, 1, 2, 3, 3, 4]
+    for _ in range(2 * REGISTER_NOTES):
+        line = line.then(60, 60, True)
+    before = line.centre
+    line = line.then(60, 90, True)  # past the first notes each weighs 1 / REGISTER_NOTES
+    assert line.centre == pytest.approx(before + (90 - before) / REGISTER_NOTES)
+
+
+def test_context_tables_split_the_counted_notes(corpus):
+    tables, _ = estimate(corpus, range(len(corpus)), corpus.vocab)
+    np.testing.assert_array_equal(tables["pitch_open_register"].sum(axis=1), tables["pitch_open"])
+    # the corpus's own vocabulary: every windowed note on its centre
+    np.testing.assert_array_equal(tables["pitch_step_register"].sum(axis=0),
+                                  tables["pitch_window"][:, :, MAX_OFFSET].sum(axis=0))
+    turn = tables["pitch_turn"]  # every note but each solo's first two has an interval into the one before
+    assert turn[0].sum() == tables["pitch_open"].sum() and turn[1:].sum() == tables["pitch_window"].sum() - len(corpus)
+    players = tables["pitch_players"]  # each solo's windowed notes by window centre
+    assert players.shape[0] == len(corpus)
+    np.testing.assert_array_equal(players.sum(axis=0), tables["pitch_step_register"].sum(axis=0))
+    for i in range(len(corpus)):
+        steps = [parse_value(v).step_semis for v in corpus.piece_values(i)]
+        windowed = sum(1 for step in steps if step is not None and abs(step) <= MAX_STEP)
+        assert players[i].sum() == windowed > 0
+
+
+def test_a_bundle_without_context_tables_still_loads(tiny, corpus, tmp_path):
+    tables, _ = estimate(corpus, range(len(corpus)), tiny.vocab)
+    base = load_bundle(with_tables(tiny, tmp_path / "b.npz", {n: tables[n] for n in BASE_SHAPES}))
+    assert sorted(base.tables) == sorted(BASE_SHAPES) and not base.pitch_chooser().context
+
+
+def test_a_value_weighs_by_the_pitch_it_starts_from():
+    cmaj7 = parse_chord("Cmaj7")
+    up3 = encode_value(67, 0.5, cmaj7, 64)          # E -> G: a chord tone a minor third up
+    assert up3.startswith("C,") and parse_value(up3).step_semis == 3
+    up2 = "C" + encode_value(66, 0.5, cmaj7, 64)[1:]  # "a chord tone a step up" from E: F# is none
+    vocabulary = ("R,0.500", "C,0.500", up3, up2, "C,0.500,<m3,m-3>")
+    chooser = table_chooser(vocabulary=vocabulary)
+    probs = np.full(5, 0.2)
+    # Chord tones of Cmaj7 a minor third up from a chord tone: only from E, 1 of 4.
+    assert list(chooser.fits(probs, cmaj7, 64)) == pytest.approx([0.2, 0.2, 0.8, 0.0, 0.2])
+    assert list(chooser.fits(probs, cmaj7, 60)) == pytest.approx([0.2, 0.2, 0.0, 0.0, 0.2])  # C -> E-flat
+    only = np.array([0, 0, 0, 1.0, 0])  # nothing but the impossible value: left as it is
+    assert list(chooser.fits(only, cmaj7, 64)) == [0, 0, 0, 1.0, 0]
+    assert list(probs) == [0.2] * 5
+
+
+def context_chooser(vocabulary=("R,0.500", "X,0.500")):
+    """Uniform base tables; far above the line's register (class 6) real players went
+    only down, far below (class 0) only up."""
+    tables = {n: np.ones(s, np.float32) for n, s in sized(3).items()}
+    for name in ("pitch_open_register", "pitch_step_register"):
+        t = tables[name].reshape(-1, *tables[name].shape[-2:])
+        t[:, 6, MAX_OPEN:] = 0
+        t[:, 6, :MAX_OPEN] = 1000
+        t[:, 0, :MAX_OPEN + 1] = 0
+        t[:, 0, MAX_OPEN + 1:] = 1000
+    return PitchChooser(tables, vocabulary)
+
+
+def test_a_bar_opens_toward_the_lines_register():
+    chooser, rng = context_chooser(), np.random.default_rng(0)
+    around = {p: list(range(p - 12, p + 13)) for p in (72, 84)}  # an octave either way
+    high, low = Line(centre=60.0, notes=40), Line(centre=95.0, notes=40)
+    down = [chooser.pick(around[84], "X", 84, None, rng, high) < 84 for _ in range(400)]
+    up = [chooser.pick(around[72], "X", 72, None, rng, low) > 72 for _ in range(400)]
+    free = [chooser.pick(around[84], "X", 84, None, rng) < 84 for _ in range(400)]
+    assert np.mean(down) > 0.9 and np.mean(up) > 0.9 and 0.3 < np.mean(free) < 0.8
+
+
+def test_values_lean_toward_the_lines_register():
+    vocabulary = ("R,0.500", encode_value(65, 0.5, NO_CHORD, 60), encode_value(55, 0.5, NO_CHORD, 60))
+    assert [parse_value(v).step_semis for v in vocabulary[1:]] == [5, -5]
+    chooser = context_chooser(vocabulary)
+    probs = np.array([0.2, 0.4, 0.4])
+    above = chooser.fits(probs, NO_CHORD, 84, Line(centre=60.0, notes=40)).copy()
+    below = chooser.fits(probs, NO_CHORD, 60, Line(centre=84.0, notes=40)).copy()
+    assert above[2] > 10 * above[1] and below[1] > 10 * below[2] and above[0] == below[0] == 0.2
+
+
+def test_a_snapshot_keeps_the_line(tiny, corpus, tmp_path):
+    tables, _ = estimate(corpus, range(len(corpus)), tiny.vocab)
+    soloist = Soloist(Runtime(load_bundle(with_tables(tiny, tmp_path / "s.npz", tables))),
+                      np.random.default_rng(3))
+    chord = parse_chord("Dm7")
+    for k in range(6):
+        soloist.play(0.5 * k, k == 0, chord)
+    snapshot, line, rng = soloist.snapshot(), soloist.line, soloist.rng.bit_generator.state
+    first = [soloist.play(3.0 + 0.5 * k, False, chord) for k in range(6)]
+    assert soloist.line != line
+    soloist.restore(snapshot)
+    soloist.rng.bit_generator.state = rng
+    assert soloist.line == line and [soloist.play(3.0 + 0.5 * k, False, chord) for k in range(6)] == first
+
+
+def test_a_performance_steps_like_the_training_solo_it_drew(tiny, corpus, tmp_path):
+    vocabulary = ("R,0.500", encode_value(62, 0.5, NO_CHORD, 60), encode_value(65, 0.5, NO_CHORD, 60))
+    tables = {n: np.ones(s, np.float32) for n, s in sized(2).items()}
+    tables["pitch_players"][0, MAX_STEP + 2] = 1000  # solo 0 steps by whole tones
+    tables["pitch_players"][1, MAX_STEP + 5] = 1000  # solo 1 by fourths
+    chooser = PitchChooser(tables, vocabulary)
+    probs = np.array([0.2, 0.4, 0.4])
+    zero, one = (chooser.fits(probs, NO_CHORD, 60, player=k).copy() for k in (0, 1))
+    assert zero[1] > 2 * zero[2] and one[2] > 2 * one[1] and zero[0] == one[0] == 0.2
+    assert list(chooser.fits(probs, NO_CHORD, 60)) == pytest.approx(probs)  # no player: no factor
+    counted, _ = estimate(corpus, range(len(corpus)), tiny.vocab)
+    bundle = load_bundle(with_tables(tiny, tmp_path / "p.npz", counted))
+    draws = {Soloist(Runtime(bundle), np.random.default_rng(seed)).player for seed in range(40)}
+    assert draws == set(range(len(corpus)))  # every performance draws one, from all of them
+    assert Soloist(Runtime(tiny), np.random.default_rng(0)).player is None  # no tables, no draw

@@ -21,8 +21,10 @@ Format (version 1).  A zip archive written by `numpy.savez`, one member per arra
   where `in` is V ("onehot"), E ("embedding") or the previous layer's h, and the four
   gate blocks of every 4h axis are in Keras order i, f, c (candidate), o;
 - optionally, the decoder's pitch tables `pitch_window`, `pitch_open`, `pitch_reach`
-  (float32 counts, all three or none; `jazzd.model.pitchtable`), with where they came
-  from in the manifest's "pitch_tables".  They are listed in "arrays" and covered by
+  (float32 counts, all three or none) and with them its context tables
+  `pitch_open_register`, `pitch_step_register`, `pitch_turn` (all three or none: bundles
+  made before them have none; `jazzd.model.pitchtable`), with where they came from in
+  the manifest's "pitch_tables".  They are listed in "arrays" and covered by
   "sha256" like the weights.  A bundle without them decodes pitches uniformly inside
   each value's window, exactly as bundles did before they existed.
 

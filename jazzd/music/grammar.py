@@ -207,7 +207,7 @@ class PitchPicker(Protocol):
     """Chooses one pitch of a pool by what real players did (`jazzd.model.pitchtable`)."""
 
     def pick(self, pool: Sequence[int], vtype: str, prev_midi: int, step: int | None,
-             rng: np.random.Generator) -> int: ...
+             rng: np.random.Generator, line: object = None) -> int: ...
 
 
 WIDE_REACH = 6  # with a chooser: how far (semitones from the window's centre) a TYPE is sought
@@ -215,7 +215,7 @@ WIDE_REACH = 6  # with a chooser: how far (semitones from the window's centre) a
 
 def decode_value(value: Value | str, chord: Chord, prev_midi: int | None,
                  pitch_range: tuple[int, int], rng: np.random.Generator,
-                 chooser: PitchPicker | None = None) -> tuple[int | None, float]:
+                 chooser: PitchPicker | None = None, line: object = None) -> tuple[int | None, float]:
     """A concrete (MIDI pitch or None for a rest, duration) for a value over a chord.
 
     With a window: a pitch of the value's TYPE inside the window around the previous note
@@ -236,7 +236,8 @@ def decode_value(value: Value | str, chord: Chord, prev_midi: int | None,
     from the centre before the contour rule gives it up (a type the chord has is kept
     over a few semitones of contour).  Without a window the pool is the TYPE's pitches
     within an octave of the previous note, weighted by the intervals real players opened
-    bars with.
+    bars with (`line`, the chooser's `Line`, when given: from where the previous note
+    lies in the line's register and the interval into it).
     """
     v = parse_value(value) if isinstance(value, str) else value
     dur = max(v.dur, MIN_DUR)
@@ -263,7 +264,7 @@ def decode_value(value: Value | str, chord: Chord, prev_midi: int | None,
     elif chooser is not None and prev_midi is not None:  # no window: a bar's first note
         pool = candidates_of_type(v.type, chord, max(lo, prev_midi - 12), min(hi, prev_midi + 12))
         if pool:
-            return chooser.pick(pool, v.type, prev_midi, None, rng), dur
+            return chooser.pick(pool, v.type, prev_midi, None, rng, line), dur
     centre = prev_midi if prev_midi is not None else (lo + hi) // 2
     centre = min(max(centre, lo), hi)
     for reach in (7, 12, hi - lo):

@@ -7,8 +7,12 @@ shared by `jazzd generate` and the live engine.
 
 With a bundle that has pitch tables (`jazzd.model.pitchtable`), the value's TYPE is
 sampled only among those the chord has (corrected for the model seeing just the chord's
-family) and its pitch is drawn as real players chose it; without, pitches are drawn
-uniformly inside the value's window, as before the tables existed.
+family), a windowed value only where its window's centre, from the previous pitch, is of
+its TYPE (`PitchChooser.fits`: the model knows the previous TYPE, not the pitch), leaning
+toward the line's register and the turns real lines take after the interval before
+(`Line`, kept here: part of the snapshot), and its pitch is drawn as real players chose
+it; without, pitches are drawn uniformly inside the value's window, as before the tables
+existed.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ from functools import cached_property
 import numpy as np
 
 from jazzd.model.memory import ORDER, Hint, SessionMemory, hinted_pitch
+from jazzd.model.pitchtable import Line
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.features import chord_class, position_class
@@ -59,11 +64,15 @@ class Soloist:
         self.pitch_range = pitch_range
         self.prev_token = runtime.bos
         self.prev_midi: int | None = None
+        self.line = Line()  # the line so far, for the pitch chooser (register, last interval)
         self._names = tuple(runtime.cfg.get("features", ()))
         self.chooser = runtime.bundle.pitch_chooser()  # None: the bundle has no pitch tables
         self.memory = memory
         if memory is not None:
             memory.bind(self.vocab)
+        # A performance steps like one training solo, drawn here (`PitchChooser.player`).
+        players = self.chooser.players if self.chooser is not None else 0
+        self.player = int(rng.integers(players)) if players else None
         self.imitation = 0.0
         self.hint: Hint | None = None
         self._context: tuple[int, ...] = ()  # the timeline's last ORDER value ids
@@ -73,20 +82,21 @@ class Soloist:
         self.runtime.reset()
         self.prev_token = self.runtime.bos
         self.prev_midi = None
+        self.line = Line()
         self._context, self._own, self.hint = (), 0, None
         if self.memory is not None:
             self.memory.cut()
 
     def snapshot(self) -> tuple:
         """Everything `play` and `hear` carry from one value to the next, copied: the
-        model's state, the value it will be fed next, the last pitch, the context of the
-        session memory.  Opaque; for `restore` (the engine takes one before each value it
+        model's state, the value it will be fed next, the last pitch and the line, the
+        context of the session memory.  Opaque; for `restore` (the engine takes one before each value it
         plans, to roll back a cut)."""
-        return (self.runtime.get_state(), self.prev_token, self.prev_midi, self._context, self._own)
+        return (self.runtime.get_state(), self.prev_token, self.prev_midi, self.line, self._context, self._own)
 
     def restore(self, snapshot: tuple) -> None:
         """Back to a `snapshot` (which stays intact: it can be restored again)."""
-        state, self.prev_token, self.prev_midi, self._context, self._own = snapshot
+        state, self.prev_token, self.prev_midi, self.line, self._context, self._own = snapshot
         self.runtime.set_state(state)
 
     def _features(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> tuple[int, ...]:
@@ -103,7 +113,11 @@ class Soloist:
         self._context = (*self._context[1 - ORDER:], self.prev_token)
         self._own = 0
         if midi is not None:
-            self.prev_midi = midi
+            self._note(midi, value)
+
+    def _note(self, midi: int, value: str) -> None:
+        self.line = self.line.then(self.prev_midi, midi, parse_value(value).window is not None)
+        self.prev_midi = midi
 
     def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> str:
         """Sample the value that starts at `bar_pos` over `chord`, and commit to it."""
@@ -115,9 +129,12 @@ class Soloist:
             if imitate:
                 probs = memory.mix(probs, self._context, self._own, self.imitation)
         # The chooser corrects the TYPE for the chord sounding, after the memory's mix
-        # (whose values were learned over other chords).
+        # (whose values were learned over other chords), then the values for the pitch
+        # they start from and the line so far.
         if self.chooser is not None and chord is not None:
             probs = self.chooser.reweight(probs, chord)
+            if self.prev_midi is not None:
+                probs = self.chooser.fits(probs, chord, self.prev_midi, self.line, self.player)
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         self.hint = memory.interval_for(token) if imitate else None
@@ -138,7 +155,7 @@ class Soloist:
         that pitch fits the value, the pitch is the player's interval from the last note."""
         value = self.next_value(bar_pos, first_in_bar, chord)
         midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng,
-                                 self.chooser)
+                                 self.chooser, self.line)
         if self.hint is not None and midi is not None:
             hinted = hinted_pitch(self.hint, value, chord, self.prev_midi, self.pitch_range)
             if hinted is not None and hinted != midi:
@@ -151,7 +168,7 @@ class Soloist:
                         self.amend(value)
                     midi = hinted
         if midi is not None:
-            self.prev_midi = midi
+            self._note(midi, value)
         return value, midi, dur
 
     @cached_property
