@@ -141,6 +141,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +166,7 @@ FOLLOW = 0.1            # ... which the gate trusts as if it were sqrt(1 / FOLLO
 FORMAT = "jazzd-session-memory"
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.3 MB
+RUN_BITS = 20           # the verbatim cap's filter of runs: a bitmap of 2^20 bits (128 kB), made once
 assert ORDER >= VERBATIM_CAP
 
 
@@ -284,6 +286,8 @@ class _Occurrences:
 
 _NONE = np.empty(0, dtype=np.intp)
 _HASH = 0x100000001B3  # FNV's 64-bit prime: runs of value ids hashed for the verbatim cap
+_RUN_SHIFT = 64 - RUN_BITS  # a run's bit in the filter: its hash's top bits (a product mixes upward)
+_INTERVALS = tuple(range(-127, 128))  # every interval as one int object: a value learned makes none
 
 
 def _run_hashes(seq: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -338,6 +342,7 @@ class SessionMemory:
         self._ivl = np.zeros(size, dtype=np.int16)
         self._has_ivl = np.zeros(size, dtype=bool)
         self._mixed = np.zeros(0)
+        self._runs = np.zeros(1 << (RUN_BITS - 3), dtype=np.uint8)  # a bit per run hash (`_rebuild_runs`)
         self._found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._hint_min = HINT_MIN_MATCH
         self.masked = _NONE  # after `mix`: the values the verbatim cap masked
@@ -390,7 +395,8 @@ class SessionMemory:
             self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
-                self._runs.add(_run_hash(run))
+                bit = _run_hash(run) >> _RUN_SHIFT
+                self._runs[bit >> 3] |= 1 << (bit & 7)
         self._has_ivl[col] = interval is not None
         self._ivl[col] = interval or 0
         self._n += 1
@@ -398,13 +404,14 @@ class SessionMemory:
     def learn(self, value: str, midi: int | None = None) -> None:
         """The player played `value` (a note at MIDI `midi`, or a rest with None)."""
         parse_value(value)  # a bad value is the caller's bug: fail here, not in `mix`
+        value = sys.intern(value)  # one string per distinct value, however often it is played
         if self._break and self.texts and self.texts[-1] is not None:
             self._append(None, None)
         self._break = False
         interval = None
         if midi is not None:
             if self._last_midi is not None:
-                interval = int(midi) - self._last_midi
+                interval = _INTERVALS[int(midi) - self._last_midi + 127]
             self._last_midi = int(midi)
         self._append(value, interval)
 
@@ -436,8 +443,13 @@ class SessionMemory:
             self._index(text, interval)
 
     def _rebuild_runs(self) -> None:
-        """The hashes of every run of `VERBATIM_CAP` values the player played (no break
-        inside), for the verbatim cap's quick test; after the oldest values went."""
+        """The filter of every run of `VERBATIM_CAP` values the player played (no break
+        inside), for the verbatim cap's quick test; after the oldest values went.  A
+        bitmap, a bit per run's hash, not a set of the hashes: it is made once, so a
+        memory that fills for hours does not grow by it (a set took ~130 bytes a value,
+        the larger part of a value's cost: issue 16).  A bit set by another run (with a
+        full memory ~1.6% of the bits are set) only costs `_copies` its exact look,
+        which finds nothing: the same values are masked as with the set."""
         seq = self._seq[0]
         ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n, dtype=np.intp)
         if ends.size:
@@ -445,7 +457,10 @@ class SessionMemory:
             for j in range(VERBATIM_CAP):
                 whole &= seq.take(ends - j) >= 0
             ends = ends[whole]
-        self._runs = set(_run_hashes(seq, ends).tolist())
+        self._runs.fill(0)
+        bits = _run_hashes(seq, ends) >> np.uint64(_RUN_SHIFT)
+        np.bitwise_or.at(self._runs, (bits >> np.uint64(3)).astype(np.intp),
+                         np.left_shift(1, bits & np.uint64(7)).astype(np.uint8))
 
     # --- predicting ------------------------------------------------------------------
 
@@ -598,8 +613,11 @@ class SessionMemory:
         cap, matching the context's last `VERBATIM_CAP` values: all moments, not only
         the latest."""
         context = tuple(context)[-VERBATIM_CAP:]
-        if len(context) < VERBATIM_CAP or _run_hash(context) not in self._runs:
-            return _NONE  # (a hash collision only costs the full look below)
+        if len(context) < VERBATIM_CAP:
+            return _NONE
+        bit = _run_hash(context) >> _RUN_SHIFT
+        if not self._runs[bit >> 3] >> (bit & 7) & 1:
+            return _NONE  # (a bit another run set only costs the full look below)
         seq = self._seq[0]
         cols = self._occ.latest(context[-1], self._occ.count[context[-1]])
         agree = seq.take(cols[:, None] - _BACK[:VERBATIM_CAP]) == np.array(context[::-1])
