@@ -1,8 +1,8 @@
 """Issue 16: jazzd runs for weeks, so its memory is flat after warm-up.  The daemon's loop
 in memory (the fuzz harness: `Wire` ports, a fake clock, `drive`) plays dense duet for a
 long stretch, with everything the service meets in a day: chord changes every bar, the
-player's sixteenth notes, CCs, a reload (SIGHUP) every few minutes, a control-socket
-subscriber reading every event and a status request every few bars; the live Python
+player's sixteenth notes, CCs, a control-socket subscriber reading every event and a
+status request every few bars, and reloads (SIGHUP) by the dozen; the live Python
 allocations (`sys.getallocatedblocks` after a full collection) after warm-up must stay
 within a small fixed tolerance.  A container of the live path without a bound grows with
 the notes, beats and events, and fails it.  The real-port soak is bench/soak.py."""
@@ -16,6 +16,7 @@ import socket
 import sys
 import tempfile
 import weakref
+from collections import deque
 from pathlib import Path
 
 import numpy as np
@@ -33,11 +34,14 @@ TEMPO = 160.0
 SPB = 60.0 / TEMPO
 CHORDS = ([50, 53, 57, 60], [55, 59, 62, 65], [48, 52, 55, 59], [57, 60, 64, 67])  # Dm7 G7 Cmaj7 Am7
 BARS = 1000                 # 25 minutes at 160 bpm (see the test)
-WARMUP_BARS = 400           # the bounded containers fill in the first minutes, through 4 reloads
+WARMUP_BARS = 400           # the bounded containers fill in the first 10 minutes
+CHECK_BARS = 100            # live allocations counted this often after warm-up
 CHUNK_BARS = 4              # the loop runs this long between the control socket's turns
-RELOAD_BARS = 100           # a reload every 2.5 minutes; live allocations are counted just before each
+RELOAD_WARMUP, RELOADS = 100, 50  # reloads before the count, and after it
+RELOAD_TOLERANCE_BLOCKS = 200      # (measured: +45 to +50 after 25, +90 to +110 after 50)
 MEMORY_CAPACITY = 512       # the session memory's bound, small so that it turns over within the run
-TOLERANCE_BLOCKS = 300      # live blocks the count may move after warm-up (measured: +30 to +70)
+TRACE_LENGTH = 64           # ... and the bounded traces' (deques: 512 values played take ~1,000 bars)
+TOLERANCE_BLOCKS = 300      # live blocks the count may move after warm-up
 
 
 @pytest.fixture(scope="module")
@@ -72,10 +76,9 @@ def phrases(seed: int = 5, n: int = 10) -> list[list[tuple[int, float]]]:
 def bar_messages(bar: int, repertoire) -> list[tuple[float, bytes]]:
     """One bar of the player: a chord change in the left hand (released at the bar line),
     and seven bars of phrases in ten with three bars' rest (where jazzd takes over, duet);
-    every 10 bars a CC.  It repeats every 20 bars: each stretch between two reloads
-    (`RELOAD_BARS`) is played alike, so the counts before them compare like with like
-    (the engine's bounded traces are not full after 100 bars, and how full they are
-    follows what was played)."""
+    every 10 bars a CC.  It repeats every 20 bars, so counts taken 20 bars apart (a
+    multiple) compare like with like: how full the engine's bounded traces are follows
+    what was played."""
     t0 = bar * 4 * SPB
     sends = [(t0 - 0.004, bytes([0x80, n, 0])) for n in CHORDS[(bar - 1) % 4]]
     sends += [(t0 + 0.002, bytes([0x90, n, 70])) for n in CHORDS[bar % 4]]
@@ -128,73 +131,143 @@ def live_blocks(daemon: Daemon) -> int:
     return sys.getallocatedblocks()
 
 
-def play(daemon: Daemon, bars: range, repertoire, sub: socket.socket, status: socket.socket,
-         counts: dict, at_check=None) -> None:
-    """Drive the daemon through `bars`, serving its control socket between chunks."""
-    for first in range(bars.start, bars.stop, CHUNK_BARS):
-        start, end = first * 4 * SPB, (first + CHUNK_BARS) * 4 * SPB
-        drive(daemon, [s for b in range(first, first + CHUNK_BARS) for s in bar_messages(b, repertoire)], end,
-              start=start)  # (the chunk's messages are gone when the blocks are counted)
-        daemon.ports.out.clear()  # (the wire's own record: not the daemon's)
-        if first % RELOAD_BARS == 0 and first:
-            daemon.reload_requested = True  # as SIGHUP's handler does
-            daemon.requests(end)
-        status.sendall(b'{"v": 1, "cmd": "status"}\n')
-        daemon.serve_control(end)
-        counts["events"] += read_all(sub)
-        counts["replies"] += read_all(status)
-        if at_check is not None and (first + CHUNK_BARS) % RELOAD_BARS == 0:
-            at_check(first + CHUNK_BARS)  # (just before a reload: each count at the same age of the engine)
+def deques(root, depth: int = 4):
+    """(owner, attribute, deque) of every deque held by `root` and the jazzd objects it
+    holds, `depth` attributes deep."""
+    found, seen, todo = [], set(), [(root, depth)]
+    while todo:
+        obj, left = todo.pop()
+        if id(obj) in seen or not type(obj).__module__.startswith("jazzd."):
+            continue
+        seen.add(id(obj))
+        attrs = getattr(obj, "__dict__", None) or {n: getattr(obj, n, None) for n in getattr(obj, "__slots__", ())}
+        for name, value in attrs.items():
+            if isinstance(value, deque):
+                found.append((obj, name, value))
+            elif left > 0:
+                todo.append((value, left - 1))
+    return found
 
 
-def test_hours_of_dense_duet_keep_live_allocations_flat_after_warm_up(model, short_dir):
+def shrink_traces(daemon: Daemon) -> int:
+    """Every deque of the daemon and its engine must have a bound (maxlen); shrunk to
+    `TRACE_LENGTH`, so that the long run fills them in its warm-up.  Returns how many."""
+    found = deques(daemon)
+    unbounded = [f"{type(o).__name__}.{n}" for o, n, q in found if q.maxlen is None]
+    assert unbounded == [], f"deques without a bound: {unbounded}"
+    for owner, name, q in found:
+        setattr(owner, name, deque(q, maxlen=min(q.maxlen, TRACE_LENGTH)))
+    return len(found)
+
+
+class Session:
+    """The daemon in memory (duet, 160 bpm, clock sent, the session memory shrunk to
+    `MEMORY_CAPACITY`) with its control socket: a subscriber reading every event, and a
+    client asking for the status every chunk of `CHUNK_BARS`."""
+
+    def __init__(self, model, folder: Path):
+        overrides = {"model.path": str(model), "engine.seed": 1, "engine.mode": "duet", "clock.tempo": TEMPO,
+                     "clock.send": True, "system.control_socket": str(folder / "c.sock")}
+        cfg = load_config(overrides=overrides, system_paths=[])
+        self.daemon = daemon = Daemon(cfg, overrides=overrides, notifier=Notifier(environ={}))
+        daemon.memory = SessionMemory(MEMORY_CAPACITY)
+        daemon.start(now=0.0, ports=Wire())
+        daemon.open_control()
+        self.sub = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sub.connect(str(daemon.control.path))
+        self.status = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.status.connect(str(daemon.control.path))
+        self.sub.sendall(b'{"v": 1, "cmd": "subscribe"}\n')
+        daemon.serve_control(0.0)
+        self.sub.setblocking(False)
+        self.status.setblocking(False)
+        self.repertoire = phrases()
+        self.events = self.replies = 0
+        self.bar = 0
+
+    def play(self, bars: int, reload_at_end: bool = False) -> None:
+        """`bars` more bars, the control socket served between chunks; then a reload
+        (as SIGHUP's handler asks for it) if asked."""
+        d = self.daemon
+        for first in range(self.bar, self.bar + bars, CHUNK_BARS):
+            start, end = first * 4 * SPB, (first + CHUNK_BARS) * 4 * SPB
+            drive(d, [s for b in range(first, first + CHUNK_BARS) for s in bar_messages(b, self.repertoire)], end,
+                  start=start)  # (the chunk's messages are gone when the blocks are counted)
+            d.ports.out.clear()  # (the wire's own record: not the daemon's)
+            self.status.sendall(b'{"v": 1, "cmd": "status"}\n')
+            d.serve_control(end)
+            self.events += read_all(self.sub)
+            self.replies += read_all(self.status)
+        self.bar += bars
+        if reload_at_end:
+            d.reload_requested = True
+            d.requests(self.bar * 4 * SPB)
+
+    def close(self) -> None:
+        self.sub.close()
+        self.status.close()
+        self.daemon.shutdown(self.bar * 4 * SPB)
+
+
+@pytest.fixture
+def session(model, short_dir):
+    s = Session(model, short_dir)
+    yield s
+    s.close()
+
+
+def test_hours_of_dense_duet_keep_live_allocations_flat_after_warm_up(session):
     """25 minutes of dense duet at 160 bpm, clock sent (the player's sixteenths and
-    eighths seven bars in ten, a chord a bar, CCs, a reload every 2.5 minutes, a
-    subscriber, a status request every 4 bars): about 13,000 notes heard, 4,000 beats,
-    96,000 clock pulses, 40,000 events to the subscriber, 9 reloads.  In notes heard
-    that is hours of real playing (a player with rests plays a note or two a beat, not
-    three); in reloads, over an hour of the soak's.  It takes seconds: the loop's clock
-    is fake.  The session memory's bound is shrunk to `MEMORY_CAPACITY` values so that it
-    fills and drops its oldest quarter many times over (its own bound is tested in
-    test_memory).  After warm-up the live blocks, counted just before each reload, stay
-    within `TOLERANCE_BLOCKS` of the count at its end: a list that kept one float a beat
-    would add 2,400 blocks by the end, one that kept each message received 8,000."""
-    overrides = {"model.path": str(model), "engine.seed": 1, "engine.mode": "duet", "clock.tempo": TEMPO,
-                 "clock.send": True, "system.control_socket": str(short_dir / "c.sock")}
-    cfg = load_config(overrides=overrides, system_paths=[])
-    daemon = Daemon(cfg, overrides=overrides, notifier=Notifier(environ={}))
-    daemon.memory = SessionMemory(MEMORY_CAPACITY)
-    daemon.start(now=0.0, ports=Wire())
-    daemon.open_control()
-    sub = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sub.connect(str(daemon.control.path))
-    status = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    status.connect(str(daemon.control.path))
-    sub.sendall(b'{"v": 1, "cmd": "subscribe"}\n')
-    daemon.serve_control(0.0)
-    sub.setblocking(False)
-    status.setblocking(False)
-    repertoire = phrases()
-    counts = {"events": 0, "replies": 0}
-    try:
-        play(daemon, range(0, WARMUP_BARS), repertoire, sub, status, counts)
-        base = live_blocks(daemon)
-        seen: list[tuple[int, int]] = []
-        play(daemon, range(WARMUP_BARS, BARS), repertoire, sub, status, counts,
-             at_check=lambda bar: seen.append((bar, live_blocks(daemon) - base)))
-    finally:
-        sub.close()
-        status.close()
-        daemon.shutdown(BARS * 4 * SPB)
-    # It played the whole time: heard the player, answered, reloaded, served the socket.
-    e = daemon.engine.stats
-    assert daemon.counters.reloads == BARS // RELOAD_BARS - 1 and daemon.counters.rejected_reloads == 0
-    assert daemon.counters.sent > 80_000 and daemon.counters.received > 20_000
-    assert counts["replies"] >= BARS // CHUNK_BARS - 1 and counts["events"] > 10_000
-    assert daemon.control is None and "error" not in daemon.counters.by_reason
-    assert len(daemon.memory) <= MEMORY_CAPACITY
-    assert e.played_notes + e.aside_notes > 100 and e.heard_notes > 500  # (an engine's own: since the last reload)
-    assert all(abs(d) <= TOLERANCE_BLOCKS for _, d in seen), f"live blocks after warm-up (bar, change): {seen}"
+    eighths seven bars in ten, a chord a bar, CCs, a subscriber, a status request every
+    4 bars): about 13,000 notes heard, 4,000 beats, 96,000 clock pulses, 40,000 events
+    to the subscriber.  In notes heard that is hours of real playing (a player with
+    rests plays a note or two a beat, not three); it takes seconds, the loop's clock
+    being fake.  The session memory's bound is shrunk to `MEMORY_CAPACITY` values, so
+    that it fills and drops its oldest quarter many times over (its own bound is tested
+    in test_memory), and every deque (the engine's traces of what it heard and played,
+    512 values: full after ~1,000 bars of duet) to `TRACE_LENGTH` (all must have a
+    bound).  After warm-up the live blocks stay within `TOLERANCE_BLOCKS` of the count at its end: a
+    list that kept one float a beat would add 2,400 blocks by the end, one that kept each
+    message received 15,000."""
+    d = session.daemon
+    assert shrink_traces(d) >= 4
+    session.play(WARMUP_BARS)
+    base = live_blocks(d)
+    seen: list[tuple[int, int]] = []
+    while session.bar < BARS:
+        session.play(CHECK_BARS)
+        seen.append((session.bar, live_blocks(d) - base))
+    # It played the whole time: heard the player, answered, served the socket.
+    e = d.engine.stats
+    assert d.counters.sent > 80_000 and d.counters.received > 20_000 and e.heard_notes > 8_000
+    assert e.played_notes + e.aside_notes > 1000 and len(d.engine.trace) == TRACE_LENGTH
+    assert session.replies >= BARS // CHUNK_BARS and session.events > 30_000
+    assert "error" not in d.counters.by_reason and len(d.memory) <= MEMORY_CAPACITY
+    assert all(abs(change) <= TOLERANCE_BLOCKS for _, change in seen), f"live blocks after warm-up (bar, change): {seen}"
+
+
+def test_reloads_keep_live_allocations_flat(session):
+    """150 reloads (SIGHUP), 4 bars of the dense duet before every tenth: what a reload
+    makes (config, runtime, a new engine, the old one's chords adopted) replaces what
+    the last one made.  After 100, 50 more move the live blocks by at most
+    `RELOAD_TOLERANCE_BLOCKS` (Python's own tables settle slowly: +400, +140, +60, +50,
+    +40 for each 50 reloads here, with nothing played); an old engine or runtime kept
+    by each reload would add 500 blocks or more a reload."""
+    d = session.daemon
+
+    def reloads(n: int) -> None:
+        for k in range(n):
+            session.play(CHUNK_BARS if k % 10 == 0 else 0, reload_at_end=True)
+
+    reloads(RELOAD_WARMUP)
+    base = live_blocks(d)
+    reloads(RELOADS // 2)
+    half = live_blocks(d) - base
+    reloads(RELOADS - RELOADS // 2)
+    change = live_blocks(d) - base
+    assert d.counters.reloads == RELOAD_WARMUP + RELOADS and d.counters.rejected_reloads == 0
+    assert session.bar >= (RELOAD_WARMUP + RELOADS) // 10 * CHUNK_BARS and session.events > 100
+    assert abs(half) <= RELOAD_TOLERANCE_BLOCKS and abs(change) <= RELOAD_TOLERANCE_BLOCKS, (half, change)
 
 
 def test_a_reload_frees_the_old_model_at_once_not_at_a_full_collection(model):
