@@ -277,9 +277,9 @@ def main() -> None:
         if args.trace:
             grown = ask_memory(tmp, args.trace_top)
             out["trace"] = {"frames": args.trace_frames,
-                            "traced_kb_after_warmup": traced_at_warmup["traced_kb"] if traced_at_warmup else None,
-                            "traced_kb_at_end": grown["traced_kb"], "seconds_compared": grown["since_s"],
-                            "grown_sites": grown["sites"]}
+                            "python_kb_after_warmup": traced_at_warmup["total_kb"] if traced_at_warmup else None,
+                            "python_kb_at_end": grown["total_kb"], "grown_kb": grown["grown_kb"],
+                            "seconds_compared": grown["since_s"], "grown_sites": grown["sites"]}
         out["memory_samples_kb"] = [[round(t, 1), round(kb)] for t, kb in samples]
         out["summary"] = {
             **memory_slope(samples, args.warmup * 60),

@@ -10,7 +10,6 @@ the notes, beats and events, and fails it.  The real-port soak is bench/soak.py.
 from __future__ import annotations
 
 import gc
-import json
 import shutil
 import socket
 import sys
@@ -33,15 +32,15 @@ from .tinymodel import make_bundle
 TEMPO = 160.0
 SPB = 60.0 / TEMPO
 CHORDS = ([50, 53, 57, 60], [55, 59, 62, 65], [48, 52, 55, 59], [57, 60, 64, 67])  # Dm7 G7 Cmaj7 Am7
-BARS = 1000                 # 25 minutes at 160 bpm (see the test)
-WARMUP_BARS = 400           # the bounded containers fill in the first 10 minutes
+BARS = 800                  # 20 minutes at 160 bpm (see the test)
+WARMUP_BARS = 200           # the bounded containers fill in the first 5 minutes
 CHECK_BARS = 100            # live allocations counted this often after warm-up
 CHUNK_BARS = 4              # the loop runs this long between the control socket's turns
 RELOAD_WARMUP, RELOADS = 100, 50  # reloads before the count, and after it
 RELOAD_TOLERANCE_BLOCKS = 200      # (measured: +45 to +50 after 25, +90 to +110 after 50)
 MEMORY_CAPACITY = 512       # the session memory's bound, small so that it turns over within the run
 TRACE_LENGTH = 64           # ... and the bounded traces' (deques: 512 values played take ~1,000 bars)
-TOLERANCE_BLOCKS = 300      # live blocks the count may move after warm-up
+TOLERANCE_BLOCKS = 300      # live blocks the count may move after warm-up (measured: +40 to +120)
 
 
 @pytest.fixture(scope="module")
@@ -217,10 +216,10 @@ def session(model, short_dir):
 
 
 def test_hours_of_dense_duet_keep_live_allocations_flat_after_warm_up(session):
-    """25 minutes of dense duet at 160 bpm, clock sent (the player's sixteenths and
+    """20 minutes of dense duet at 160 bpm, clock sent (the player's sixteenths and
     eighths seven bars in ten, a chord a bar, CCs, a subscriber, a status request every
-    4 bars): about 13,000 notes heard, 4,000 beats, 96,000 clock pulses, 40,000 events
-    to the subscriber.  In notes heard that is hours of real playing (a player with
+    4 bars): 7,200 notes heard, 1,400 played, 3,200 beats, 77,000 clock pulses, 25,000
+    events to the subscriber.  In notes heard that is hours of real playing (a player with
     rests plays a note or two a beat, not three); it takes seconds, the loop's clock
     being fake.  The session memory's bound is shrunk to `MEMORY_CAPACITY` values, so
     that it fills and drops its oldest quarter many times over (its own bound is tested
@@ -239,9 +238,9 @@ def test_hours_of_dense_duet_keep_live_allocations_flat_after_warm_up(session):
         seen.append((session.bar, live_blocks(d) - base))
     # It played the whole time: heard the player, answered, served the socket.
     e = d.engine.stats
-    assert d.counters.sent > 80_000 and d.counters.received > 20_000 and e.heard_notes > 8_000
-    assert e.played_notes + e.aside_notes > 1000 and len(d.engine.trace) == TRACE_LENGTH
-    assert session.replies >= BARS // CHUNK_BARS and session.events > 30_000
+    assert d.counters.sent > 70_000 and d.counters.received > 18_000 and e.heard_notes > 6_000
+    assert e.played_notes + e.aside_notes > 800 and len(d.engine.trace) == TRACE_LENGTH
+    assert session.replies >= BARS // CHUNK_BARS and session.events > 20_000
     assert "error" not in d.counters.by_reason and len(d.memory) <= MEMORY_CAPACITY
     assert all(abs(change) <= TOLERANCE_BLOCKS for _, change in seen), f"live blocks after warm-up (bar, change): {seen}"
 

@@ -42,8 +42,10 @@ class MemoryTrace:
 
     def report(self, now: float, top: int = TOP) -> dict:
         """The `top` sites (file:line) whose traced memory grew most since the previous
-        report, and the traced total; JazzdError (one line, with the fix) when tracing
-        is off."""
+        report; `total_kb` what the sites hold now and `grown_kb` how much more than at
+        the previous report (None the first time); `traced_kb` all tracemalloc sees,
+        the snapshots themselves included.  JazzdError (one line, with the fix) when
+        tracing is off."""
         if not tracemalloc.is_tracing():
             raise JazzdError("memory: allocation tracing is off; start jazzd with PYTHONTRACEMALLOC=1 "
                              "in its environment to trace (it slows every allocation)")
@@ -59,9 +61,10 @@ class MemoryTrace:
             sites = [_site(s.traceback, s.size, s.size_diff, s.count, s.count_diff) for s in stats[:top]]
         since = None if self._last_at is None else round(now - self._last_at, 3)
         self._last, self._last_at = snapshot, now
+        grown = None if since is None else round(sum(s.size_diff for s in stats) / 1024, 1)
         return {"traced_kb": round(current / 1024, 1), "traced_peak_kb": round(peak / 1024, 1),
                 "frames": tracemalloc.get_traceback_limit(), "since_s": since,
-                "total_kb": round(sum(s.size for s in stats) / 1024, 1), "sites": sites}
+                "total_kb": round(sum(s.size for s in stats) / 1024, 1), "grown_kb": grown, "sites": sites}
 
 
 def _site(traceback: tracemalloc.Traceback, size: int, size_diff: int, count: int, count_diff: int) -> dict:
