@@ -15,7 +15,10 @@ player's line was interrupted (`cut`: jazzd played, the timeline restarted), eac
 the exact interval in semitones from the player's previous note.  At most `CAPACITY`
 values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
 the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
-several hours of real playing with its rests; about 0.3 MB as JSON, 3.5 MB in memory).
+several hours of real playing with its rests; about 0.3 MB as JSON).  In memory: 0.34
+MB made at once (the index's arrays, the runs' bitmap) and 69 bytes a value learned (the
+lists, the occurrence index; tracemalloc), 1.5 MB when full (213 bytes a value before
+issue 16: a set of run hashes and a string per value).
 
 How it predicts (`mix`).  For the context (the timeline's last values, the player's and
 jazzd's own), it looks up the earlier moments of the player's where the same values
@@ -96,9 +99,10 @@ with a full memory at imitation 1 (bench/engine.py, one BLAS thread, the project
 shared 2-core machine, median of 3 runs): `mix` 64 us median alone (was 82 before the
 calls were cut), 151 us median and 286 us p99 between the model's steps (was 195 and
 342; the steps push its arrays and numpy's code out of the cache: with the cache
-flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, 9-16
-ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
-values).  Per beat of the bench (duet, 240 bpm, the player's
+flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, and
+once per 4,096 values, when the memory is full and its oldest quarter goes, 7-9 ms (its
+index moved back, the occurrences and runs rebuilt; a re-index from the texts took
+13-28 ms, side by side on a loaded machine; it was 9-16 quiet: issue 16).  Per beat of the bench (duet, 240 bpm, the player's
 16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
 1.78 ms p99 (ratio 1.57; 1.75 before).  Where a beat's time goes (issue 12 item 6,
 profiled on the bench's workload; a loaded machine, so shares, not absolute times): a
