@@ -10,6 +10,7 @@ the notes, beats and events, and fails it.  The real-port soak is bench/soak.py.
 from __future__ import annotations
 
 import gc
+import os
 import shutil
 import socket
 import sys
@@ -159,12 +160,24 @@ def shrink_traces(daemon: Daemon) -> int:
     return len(found)
 
 
+_touched = [0]
+
+
+def touch(path: Path) -> None:
+    """A new modification time for `path` (distinct each call: file times tick coarser
+    than reloads here), so that a reload reads it again (`jazzd.live.daemon.file_key`)."""
+    _touched[0] += 1
+    ns = 1_700_000_000_000_000_000 + _touched[0] * 1_000_000_000
+    os.utime(path, ns=(ns, ns))
+
+
 class Session:
     """The daemon in memory (duet, 160 bpm, clock sent, the session memory shrunk to
     `MEMORY_CAPACITY`) with its control socket: a subscriber reading every event, and a
     client asking for the status every chunk of `CHUNK_BARS`."""
 
     def __init__(self, model, folder: Path):
+        self.model = Path(model)
         overrides = {"model.path": str(model), "engine.seed": 1, "engine.mode": "duet", "clock.tempo": TEMPO,
                      "clock.send": True, "system.control_socket": str(folder / "c.sock")}
         cfg = load_config(overrides=overrides, system_paths=[])
@@ -186,7 +199,8 @@ class Session:
 
     def play(self, bars: int, reload_at_end: bool = False) -> None:
         """`bars` more bars, the control socket served between chunks; then a reload
-        (as SIGHUP's handler asks for it) if asked."""
+        (as SIGHUP's handler asks for it) if asked, of a model file that changed (`touch`:
+        an unchanged one is not read again)."""
         d = self.daemon
         for first in range(self.bar, self.bar + bars, CHUNK_BARS):
             start, end = first * 4 * SPB, (first + CHUNK_BARS) * 4 * SPB
@@ -199,6 +213,7 @@ class Session:
             self.replies += read_all(self.status)
         self.bar += bars
         if reload_at_end:
+            touch(self.model)
             d.reload_requested = True
             d.requests(self.bar * 4 * SPB)
 
@@ -283,6 +298,7 @@ def test_a_reload_frees_the_old_model_at_once_not_at_a_full_collection(model):
     refs = {"engine": weakref.ref(old), "runtime": weakref.ref(old.soloist.runtime),
             "vocabulary": weakref.ref(old.soloist.runtime.vocab)}
     del old
+    touch(model)  # (an unchanged file is kept, not read again)
     gc.disable()
     try:
         assert daemon.reload(4.0)
@@ -312,7 +328,7 @@ def private_mb() -> float:
     return (kb["RssAnon"] + kb["RssFile"]) / 1024
 
 
-def test_reloads_of_the_shipped_model_give_its_memory_back():
+def test_reloads_of_the_shipped_model_give_its_memory_back(tmp_path):
     """A reload loads the shipped model (tens of MB for a moment: its arrays, their
     float64 copies) while the old one plays; with the heap tuned and trimmed as `jazzd
     run` does (`tune_heap`, `trim_heap`), the private memory after 4 more reloads is
@@ -321,18 +337,45 @@ def test_reloads_of_the_shipped_model_give_its_memory_back():
 
     if not Path("/proc/self/status").exists() or not tune_heap():
         pytest.skip("needs Linux and glibc (mallopt, malloc_trim)")
-    overrides = {"engine.seed": 1, "engine.mode": "duet"}
+    from jazzd.model.shipped import default_model
+
+    model = tmp_path / "shipped.npz"
+    shutil.copyfile(default_model(), model)
+    overrides = {"engine.seed": 1, "engine.mode": "duet", "model.path": str(model)}
     daemon = Daemon(load_config(overrides=overrides, system_paths=[]), overrides=overrides,
                     notifier=Notifier(environ={}))
     daemon.start(now=0.0, ports=Wire())
     drive(daemon, [(0.3, bytes([0x90, 64, 90])), (0.6, bytes([0x80, 64, 0]))], 2.0)
+    touch(model)
     assert daemon.reload(2.0)
     trim_heap()
     first = private_mb()
     sizes = []
     for k in range(4):
         drive(daemon, [], 3.0 + k, start=2.0 + k)
+        touch(model)
         assert daemon.reload(3.0 + k)
         sizes.append(round(private_mb() - first, 2))
     daemon.shutdown(7.0)
     assert max(sizes) < 1.0, f"private memory after each reload, MB more than after the first: {sizes}"
+
+
+def test_a_reload_keeps_an_unchanged_model_and_reads_a_changed_one(model, tmp_path):
+    """A SIGHUP for a setting does not load the model again (~250 ms and tens of MB for
+    the shipped one): the same runtime plays on in the new engine.  A file written since
+    (here: its time moved) is read, and its new runtime plays."""
+    overrides = {"model.path": str(model), "engine.seed": 1, "engine.mode": "solo"}
+    daemon = Daemon(load_config(overrides=overrides, system_paths=[]), overrides=overrides,
+                    notifier=Notifier(environ={}))
+    daemon.start(now=0.0, ports=Wire())
+    drive(daemon, [], 2.0)
+    first = daemon.engine
+    assert daemon.reload(2.0)
+    assert daemon.engine is not first and daemon.engine.soloist.runtime is first.soloist.runtime
+    touch(model)
+    assert daemon.reload(3.0)
+    assert daemon.engine.soloist.runtime is not first.soloist.runtime
+    sent = len(daemon.ports.out)
+    drive(daemon, [], 6.0, start=3.0)
+    assert len(daemon.ports.out) > sent  # the new engine plays
+    daemon.shutdown(6.0)

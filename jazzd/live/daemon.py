@@ -129,6 +129,9 @@ class Daemon:
         self.clock_out = cfg.clock.send if clock_out is None else clock_out
         self.model_name = ""
         self.programs: list[tuple[Path, Runtime]] = []  # [model] folder, loaded: program k is the kth (replaced at reload)
+        # The runtimes loaded, by file: {path: (file_key, runtime)}, the model's and the
+        # programs' (replaced at each reload: as many as the folder has bundles, and one).
+        self._loaded: dict[Path, tuple[tuple | None, Runtime]] = {}
         self.input_held: set[tuple[int, int]] = set()  # the player's keys down (channel, note): 16 x 128 at most
         self.input_pedal: set[int] = set()              # channels with the sustain pedal down: 16 at most
         self._next_check = 0.0
@@ -182,14 +185,16 @@ class Daemon:
 
             self.link = LinkSession(cfg.clock.tempo, cfg.clock.beats_per_bar, cfg.clock.link_start_stop)
         path = model_path(cfg)
-        runtime = Runtime(load_bundle(path))
+        used: dict = {}
+        runtime = load_runtime(path, None, used)
         self.memory_file = memory_path(cfg.model.memory)
         if self.memory_file is not None:
             self.memory = load_memory(self.memory_file, log.warning)
             log.info("session memory %s: %d values", self.memory_file, len(self.memory))
         self.engine = self._new_engine(cfg, runtime, memory=self.memory)
         self.model_name = path.name
-        self.programs = load_programs(cfg)
+        self.programs = load_programs(cfg, None, used)
+        self._loaded = used
         self.ports = ports or self._open_ports()
         now = time.monotonic() if now is None else now
         if cfg.clock.source == "internal":
@@ -827,9 +832,11 @@ class Daemon:
 
     # --- reload and stop ---------------------------------------------------------------------
     def reload(self, now: float) -> bool:
-        """Re-read config and model; on any error keep the old, working state.  Then the
-        heap the old model (or the rejected new one) held goes back to the system
-        (`trim_heap`)."""
+        """Re-read config and model; on any error keep the old, working state.  A bundle
+        whose file is unchanged (`file_key`) is not read again: its loaded runtime plays
+        on in the new engine (a reload for a setting no longer stalls the loop ~250 ms
+        loading the shipped model, nor churns tens of MB; issue 16).  Then the heap the
+        old model (or the rejected new one) held goes back to the system (`trim_heap`)."""
         try:
             return self._reload(now)
         finally:
@@ -838,11 +845,12 @@ class Daemon:
     def _reload(self, now: float) -> bool:
         self.notifier.reloading()
         config_file, overrides = self._config_args
+        used: dict = {}
         try:
             cfg = load_config(config_file, overrides)
             path = model_path(cfg)
-            runtime = Runtime(load_bundle(path))
-            programs = load_programs(cfg)
+            runtime = load_runtime(path, self._loaded, used)
+            programs = load_programs(cfg, self._loaded, used)
         except JazzdError as err:
             self.counters.rejected_reloads += 1
             self._reload_error = str(err).splitlines()[0] if str(err) else type(err).__name__
@@ -851,7 +859,7 @@ class Daemon:
             self.notifier.ready(self.status_text())
             return False
         self._switch_model(path, runtime, cfg, now)
-        self.programs = programs
+        self.programs, self._loaded = programs, used
         if cfg.midi != self.cfg.midi:
             log.warning("[midi] changed: restart jazzd to use other ports")
         if cfg.model.memory != self.cfg.model.memory:
@@ -958,10 +966,33 @@ def trim_heap() -> bool:
     return True
 
 
-def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
+def file_key(path) -> tuple | None:
+    """What tells a file's content changed without reading it: its device, inode, size,
+    modification and change times (the change time moves at every write, and nothing
+    sets it back); None if it cannot be read."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
+
+
+def load_runtime(path: Path, kept: dict | None, used: dict) -> Runtime:
+    """`path`'s bundle, ready to play: the runtime `kept` holds for it ({path: (file_key,
+    runtime)}: what the daemon loaded before) when the file has not changed since, else
+    loaded (BundleError for a bad one); recorded in `used`."""
+    path = Path(path)
+    key = file_key(path)
+    held = (kept or {}).get(path)
+    runtime = held[1] if held is not None and key is not None and held[0] == key else Runtime(load_bundle(path))
+    used[path] = (key, runtime)
+    return runtime
+
+
+def load_programs(cfg: Config, kept: dict | None = None, used: dict | None = None) -> list[tuple[Path, Runtime]]:
     """The bundles of [model] folder for program change, sorted by file name (program k
-    plays the kth), each loaded and its runtime built: a program change then reads no
-    file.  Empty when program change is off or there is no folder.  A missing folder or
+    plays the kth), each loaded and its runtime built (or kept: `load_runtime`): a program
+    change then reads no file.  Empty when program change is off or there is no folder.  A missing folder or
     a bad bundle is an error (BundleError, exit 2 at start-up; a reload keeps the old
     setup), one line per bad bundle, as for a bad [model] path: a folder of bundles to
     switch between on stage is checked before the first note, not at the switch."""
@@ -975,7 +1006,7 @@ def load_programs(cfg: Config) -> list[tuple[Path, Runtime]]:
         if path.name.endswith(".trigram.npz"):  # a bundle's baseline, not a bundle
             continue
         try:
-            programs.append((path, Runtime(load_bundle(path))))
+            programs.append((path, load_runtime(path, kept, {} if used is None else used)))
         except JazzdError as err:
             errors.append(str(err))
     if errors:
