@@ -1,7 +1,8 @@
 """A long run: jazzd plays duet for N minutes on a private JACK server, as JSON.
 
     python bench/soak.py [--minutes 30] [--window 60] [--tempo 160] [--model PATH]
-                         [--warmup 5] [--reload-every SECONDS] [--trace [--trace-top N]]
+                         [--warmup 5] [--reload-every SECONDS [--reload-model]]
+                         [--trace [--trace-top N] [--trace-frames N]]
 
 Starts `jackd -d dummy -r 48000 -p 64` under a private name and `jazzd run --mode duet
 --clock-out`; a keyboard client holds a chord and changes it every 4 bars (so the chord
@@ -12,7 +13,10 @@ pulses: median, p99, max), and the drift of jazzd's beat clock
 against the monotonic clock: the mean offset of its 24-ppqn pulses from the ideal grid
 of the requested tempo, anchored at the first window.  With `--reload-every S` it sends
 jazzd SIGHUP every S seconds (a reload: config, model and a new engine, as an operator's
-`systemctl reload jazzd`), and checks at the end that jazzd counted them all.
+`systemctl reload jazzd`), and checks at the end that jazzd counted them all.  A model
+file that has not changed is not read again at a reload; with `--reload-model` jazzd
+plays a copy of the model in the soak's temporary folder, whose time the soak moves
+before each SIGHUP, so that every reload loads the model again.
 
 Memory (issue 16: jazzd runs as a service for weeks).  Private memory (RssAnon +
 RssFile) is read every `SAMPLE_S` (10 s); the summary's `memory_slope_kb_per_hour` is
@@ -173,6 +177,8 @@ def main() -> None:
     parser.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the memory slope")
     parser.add_argument("--reload-every", type=float, default=0.0, metavar="SECONDS",
                         help="send jazzd SIGHUP (a reload) this often; 0: never")
+    parser.add_argument("--reload-model", action="store_true",
+                        help="make every reload read the model again (a copy whose file time moves)")
     parser.add_argument("--trace", action="store_true",
                         help="run jazzd with PYTHONTRACEMALLOC and report the allocation sites that grew after warm-up")
     parser.add_argument("--trace-frames", type=int, default=1, help="frames of each traced allocation's stack")
@@ -188,10 +194,17 @@ def main() -> None:
     jack = start_jack(server, tmp / "jackd.log")
     out: dict = {"bench": "soak", "minutes": args.minutes, "tempo_bpm": args.tempo,
                  "warmup_minutes": args.warmup, "reload_every_s": args.reload_every or None,
+                 "reload_model": args.reload_model,
                  "traced": args.trace, "jack": {"rate": RATE, "period": PERIOD}, "windows": []}
     status = ""
     try:
-        model = ["--model", args.model] if args.model else []
+        model_file = args.model
+        if args.reload_model:
+            from jazzd.model.shipped import default_model
+
+            model_file = str(tmp / "model.npz")
+            shutil.copyfile(args.model or default_model(), model_file)
+        model = ["--model", model_file] if model_file else []
         proc, ready_s, sock = start_jazzd(tmp, server, ["--mode", "duet", "--clock-out",
                                                        "--tempo", str(args.tempo), *model])
         sock.settimeout(0)
@@ -220,6 +233,8 @@ def main() -> None:
                     samples.append((now - start, proc_stats(proc.pid)[0]["private"] * 1024))
                     next_sample += SAMPLE_S
                 if now >= next_reload:
+                    if args.reload_model:
+                        os.utime(model_file)  # a new time: the file reads as changed
                     proc.send_signal(signal.SIGHUP)
                     reloads_sent += 1
                     next_reload += args.reload_every
