@@ -126,8 +126,12 @@ def start_jack(name: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as f:
         proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
                                 stdout=f, stderr=subprocess.STDOUT)
-    subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
-                   check=True, capture_output=True)
+    waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
+                            capture_output=True)
+    if waited.returncode != 0:  # (a server that never came up is not left behind)
+        proc.terminate()
+        proc.wait(10)
+        sys.exit(f"bench/soak.py: the private JACK server {name} did not start within 10 s; see {log}")
     return proc
 
 
