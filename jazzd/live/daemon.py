@@ -6,8 +6,10 @@ music21.  The loop polls input (Python never runs in JACK's thread), feeds the e
 sends what the schedule says is due at absolute deadlines (sleep, then spin the last
 stretch), pings the watchdog from the beat path, and turns signals into flags:
 SIGTERM/SIGINT stop (everything silenced), SIGHUP reloads config, model and the
-program-change bundles atomically (a program change itself reads no file), SIGUSR1
-clears the session memory (as the forget CC does).
+program-change bundles atomically (a program change itself reads no file; a bundle
+file that has not changed is not read again), SIGUSR1 clears the session memory (as the
+forget CC does).  Memory stays flat for weeks (issue 16): every container has a bound,
+and the C heap is kept from growing by reloads (`tune_heap`, `trim_heap`).
 Bad input is dropped and counted, never raised.  The control socket
 (`jazzd.live.control`: `jazzd status`, `jazzd ctl`, `jazzd monitor`) is served in the
 loop's slack, like the port checks, and never waited on.
