@@ -91,9 +91,10 @@ lint: venv
 bench: venv
 	$(BIN)/python bench/run_all.py $(BENCH_ARGS)
 
-# The long run (issue 6): 30 minutes of duet on a private JACK server; MINUTES=N to change.
+# The long run (issue 6): 30 minutes of duet on a private JACK server; MINUTES=N to change;
+# issue 16's: make soak MINUTES=60 SOAK_ARGS="--reload-every 600" (SOAK_ARGS="--trace": what grows).
 soak: venv
-	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30)
+	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30) $(SOAK_ARGS)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache

@@ -1,6 +1,8 @@
 """A long run: jazzd plays duet for N minutes on a private JACK server, as JSON.
 
     python bench/soak.py [--minutes 30] [--window 60] [--tempo 160] [--model PATH]
+                         [--warmup 5] [--reload-every SECONDS [--reload-model]]
+                         [--trace [--trace-top N] [--trace-frames N]]
 
 Starts `jackd -d dummy -r 48000 -p 64` under a private name and `jazzd run --mode duet
 --clock-out`; a keyboard client holds a chord and changes it every 4 bars (so the chord
@@ -9,16 +11,39 @@ window (default 60 s) it records jazzd's private memory, CPU, its send-time erro
 (how far each MIDI clock pulse it sends lies from the straight line of the window's
 pulses: median, p99, max), and the drift of jazzd's beat clock
 against the monotonic clock: the mean offset of its 24-ppqn pulses from the ideal grid
-of the requested tempo, anchored at the first window.  At the end: memory growth (from
-the end of the first window, after warm-up, to the end), the largest drift, what
-STATUS says was dropped, and JACK's overrun count.  Targets (issue 6): growth under
-2 MB, drift under 1 ms.
+of the requested tempo, anchored at the first window.  With `--reload-every S` it sends
+jazzd SIGHUP every S seconds (a reload: config, model and a new engine, as an operator's
+`systemctl reload jazzd`), and checks at the end that jazzd counted them all.  A model
+file that has not changed is not read again at a reload; with `--reload-model` jazzd
+plays a copy of the model in the soak's temporary folder, whose time the soak moves
+before each SIGHUP, so that every reload loads the model again.
+
+Memory (issue 16: jazzd runs as a service for weeks).  Private memory (RssAnon +
+RssFile) is read every `SAMPLE_S` (10 s); the summary's `memory_slope_kb_per_hour` is
+the least-squares line through the samples after `--warmup` minutes (default 5: the
+allocator's pools, numpy's caches and the engine's bounded buffers fill in the first
+minutes), and `memory_growth_after_warmup_mb` the last sample less the first one after
+the warm-up.  A fit, not first-to-last: the private RSS moves in 4 kB pages and by
+malloc's trims, and two samples alone read that noise as growth.  Target (issue 16): at
+most 500 kB an hour over a 60-minute run with a reload every 10 minutes:
+
+    python bench/soak.py --minutes 60 --reload-every 600
+
+`--trace` starts jazzd with PYTHONTRACEMALLOC (`--trace-frames`, default 1) and asks it
+through its control socket (`jazzd.live.memtrace`: the `memory` command) for the
+allocation sites whose live Python memory grew most between the end of the warm-up and
+the end of the run (`--trace-top`, default 15): what holds the growth, by file and line.
+Tracing costs (every allocation takes about twice as long; the traces themselves take
+memory), so a traced run's RSS and timing are not the product's: run the slope without it.
+
+Targets (issue 6): growth under 2 MB, drift under 1 ms.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import shutil
 import signal
@@ -32,6 +57,10 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import clients, emit, is_note_on, proc_stats, start_jazzd
+
+from jazzd.live.control import Client  # (timing put the repository on sys.path)
+
+SAMPLE_S = 10.0  # private memory is read this often, for the slope
 
 # The recorder runs in a process of its own: once in a 30-minute run here, the test's
 # rtmidi JACK input crashed (a segfault copying an event in JACK's thread, after an
@@ -97,8 +126,12 @@ def start_jack(name: str, log: Path) -> subprocess.Popen:
     with open(log, "w") as f:
         proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
                                 stdout=f, stderr=subprocess.STDOUT)
-    subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
-                   check=True, capture_output=True)
+    waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
+                            capture_output=True)
+    if waited.returncode != 0:  # (a server that never came up is not left behind)
+        proc.terminate()
+        proc.wait(10)
+        sys.exit(f"bench/soak.py: the private JACK server {name} did not start within 10 s; see {log}")
     return proc
 
 
@@ -114,22 +147,68 @@ def send_errors(pulses: np.ndarray, origin: float, spp: float) -> np.ndarray:
     return (pulses - (intercept + k * slope)) * 1000
 
 
+def memory_slope(samples: list[tuple[float, float]], warmup_s: float) -> dict:
+    """The private memory's least-squares slope in kB an hour over the samples (seconds
+    from the start, kB) taken after `warmup_s`, and the growth from the first of them to
+    the last; None where fewer than 3 samples are left."""
+    after = [(t, kb) for t, kb in samples if t >= warmup_s]
+    if len(after) < 3:
+        return {"memory_slope_kb_per_hour": None, "memory_growth_after_warmup_mb": None, "slope_samples": len(after)}
+    t, kb = np.array(after).T
+    slope = np.polyfit(t / 3600.0, kb, 1)[0]
+    return {"memory_slope_kb_per_hour": round(float(slope), 1),
+            "memory_growth_after_warmup_mb": round(float(kb[-1] - kb[0]) / 1024, 3),
+            "slope_samples": len(after)}
+
+
+def ask_memory(tmp: Path, top: int) -> dict:
+    """jazzd's `memory` reply (`jazzd.live.memtrace`): what grew since the last ask."""
+    with Client([tmp / "jazzd" / "control.sock"], timeout=30.0) as client:
+        return client.request("memory", top=top)["memory"]
+
+
+def ask_status(tmp: Path) -> dict:
+    with Client([tmp / "jazzd" / "control.sock"], timeout=10.0) as client:
+        return client.request("status")["status"]
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--minutes", type=float, default=30.0)
     parser.add_argument("--window", type=float, default=60.0, help="seconds per report window")
     parser.add_argument("--tempo", type=float, default=160.0)
     parser.add_argument("--model", default=None)
+    parser.add_argument("--warmup", type=float, default=5.0, help="minutes left out of the memory slope")
+    parser.add_argument("--reload-every", type=float, default=0.0, metavar="SECONDS",
+                        help="send jazzd SIGHUP (a reload) this often; 0: never")
+    parser.add_argument("--reload-model", action="store_true",
+                        help="make every reload read the model again (a copy whose file time moves)")
+    parser.add_argument("--trace", action="store_true",
+                        help="run jazzd with PYTHONTRACEMALLOC and report the allocation sites that grew after warm-up")
+    parser.add_argument("--trace-frames", type=int, default=1, help="frames of each traced allocation's stack")
+    parser.add_argument("--trace-top", type=int, default=15, help="sites in the trace report (1-100)")
     args = parser.parse_args()
+    if args.trace:
+        os.environ["PYTHONTRACEMALLOC"] = str(args.trace_frames)  # (start_jazzd hands on the environment)
+    if args.trace and not args.minutes > args.warmup:
+        sys.exit("bench/soak.py --trace: --minutes must be longer than --warmup (the trace compares the two)")
     spp = 60.0 / args.tempo / 24  # seconds per clock pulse, as asked for
     server = f"jazzd-soak-{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="jazzd-soak-"))
     jack = start_jack(server, tmp / "jackd.log")
     out: dict = {"bench": "soak", "minutes": args.minutes, "tempo_bpm": args.tempo,
-                 "jack": {"rate": RATE, "period": PERIOD}, "windows": []}
+                 "warmup_minutes": args.warmup, "reload_every_s": args.reload_every or None,
+                 "reload_model": args.reload_model,
+                 "traced": args.trace, "jack": {"rate": RATE, "period": PERIOD}, "windows": []}
     status = ""
     try:
-        model = ["--model", args.model] if args.model else []
+        model_file = args.model
+        if args.reload_model:
+            from jazzd.model.shipped import default_model
+
+            model_file = str(tmp / "model.npz")
+            shutil.copyfile(args.model or default_model(), model_file)
+        model = ["--model", model_file] if model_file else []
         proc, ready_s, sock = start_jazzd(tmp, server, ["--mode", "duet", "--clock-out",
                                                        "--tempo", str(args.tempo), *model])
         sock.settimeout(0)
@@ -144,11 +223,27 @@ def main() -> None:
         next_chord, chord_i = start, 0
         origin = None
         rss_first = None
+        samples: list[tuple[float, float]] = []  # (seconds from start, private kB)
+        next_sample = start
+        next_reload = start + args.reload_every if args.reload_every > 0 else math.inf
+        reloads_sent = 0
+        traced_at_warmup = None
         while (w0 := time.monotonic()) < end:
             pulses, ons = [], []
             _rss0, cpu0 = proc_stats(proc.pid)
             w_end = min(w0 + args.window, end)
             while (now := time.monotonic()) < w_end:
+                if now >= next_sample:
+                    samples.append((now - start, proc_stats(proc.pid)[0]["private"] * 1024))
+                    next_sample += SAMPLE_S
+                if now >= next_reload:
+                    if args.reload_model:
+                        os.utime(model_file)  # a new time: the file reads as changed
+                    proc.send_signal(signal.SIGHUP)
+                    reloads_sent += 1
+                    next_reload += args.reload_every
+                if args.trace and traced_at_warmup is None and now - start >= args.warmup * 60:
+                    traced_at_warmup = ask_memory(tmp, args.trace_top)  # the baseline: what warm-up holds
                 if now >= next_chord:  # a new chord: release the old one first
                     for n in held:
                         kbd.send_message([0x80, n, 0])
@@ -196,7 +291,19 @@ def main() -> None:
         drift = [o - offsets[0] for o in offsets]
         rss = [w["private_rss_mb"] for w in out["windows"]]
         p99 = [w["send_error_ms"]["p99"] for w in out["windows"]]
+        samples.append((time.monotonic() - start, proc_stats(proc.pid)[0]["private"] * 1024))
+        final = ask_status(tmp)
+        if args.trace:
+            grown = ask_memory(tmp, args.trace_top)
+            out["trace"] = {"frames": args.trace_frames,
+                            "python_kb_after_warmup": traced_at_warmup["total_kb"] if traced_at_warmup else None,
+                            "python_kb_at_end": grown["total_kb"], "grown_kb": grown["grown_kb"],
+                            "seconds_compared": grown["since_s"], "grown_sites": grown["sites"]}
+        out["memory_samples_kb"] = [[round(t, 1), round(kb)] for t, kb in samples]
         out["summary"] = {
+            **memory_slope(samples, args.warmup * 60),
+            "reloads_sent_counted_rejected": [reloads_sent, final["counters"]["reloads"],
+                                              final["counters"]["rejected_reloads"]],
             "memory_growth_mb": round(rss[-1] - rss_first, 2),
             "memory_mb_first_last_max": [rss[0], rss[-1], max(rss)],
             "max_clock_drift_ms": round(max(abs(d) for d in drift), 3),

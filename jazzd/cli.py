@@ -336,7 +336,7 @@ def _cmd_status(args) -> int:
 
 
 def _cmd_ctl(args) -> int:
-    """Steer the running daemon: set, mode, panic, reload, forget; subscribe prints its events."""
+    """Steer the running daemon: set, mode, panic, reload, forget; memory and subscribe print JSON."""
     with _control_client(args) as client:
         if args.action == "set":
             reply = client.request("set", key=args.key, value=args.value)
@@ -344,6 +344,8 @@ def _cmd_ctl(args) -> int:
         elif args.action == "mode":
             client.request("mode", mode=args.mode)
             print(f"mode {args.mode}")
+        elif args.action == "memory":
+            print(json.dumps(client.request("memory", top=args.top)["memory"], indent=2))
         elif args.action == "subscribe":
             client.request("subscribe")
             client.sock.settimeout(None)
@@ -583,6 +585,9 @@ def build_parser() -> argparse.ArgumentParser:
     actions.add_parser("panic", help="silence jazzd at once (as the panic CC)")
     actions.add_parser("reload", help="re-read the config and model (as SIGHUP)")
     actions.add_parser("forget", help="clear the session memory (as SIGUSR1)")
+    a = actions.add_parser("memory", help="the allocation sites whose memory grew most since the last "
+                                          "`memory` (jazzd started with PYTHONTRACEMALLOC=1)")
+    a.add_argument("--top", type=int, default=10, metavar="N", help="how many sites (1-100; default 10)")
     actions.add_parser("subscribe", help="print the daemon's events as JSON lines (beats, notes, chords, "
                                          "answers, settings) until interrupted")
     p.set_defaults(func=_cmd_ctl)

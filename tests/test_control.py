@@ -213,6 +213,38 @@ def test_panic_silences_what_sounds_and_forget_clears_the_memory(model, short_di
     d.shutdown(t)
 
 
+def test_memory_names_the_allocation_sites_that_grew_and_refuses_while_tracing_is_off(model, short_dir):
+    """Issue 16: `memory` (`jazzd ctl memory`) compares tracemalloc snapshots: the first
+    reply lists what is held, the next what grew since; without PYTHONTRACEMALLOC it is
+    a one-line error naming the fix."""
+    import tracemalloc
+
+    assert not tracemalloc.is_tracing()
+    d = started(model, short_dir)
+    with connect(d) as s:
+        reply = ask(d, s, {"cmd": "memory"})
+        assert not reply["ok"] and "PYTHONTRACEMALLOC=1" in reply["error"] and "\n" not in reply["error"]
+        tracemalloc.start()
+        try:
+            first = ask(d, s, {"cmd": "memory", "top": 5}, now=1.0)["memory"]
+            kept = [bytearray(1000) for _ in range(300)]  # ~300 kB held at one line of this test
+            second = ask(d, s, {"cmd": "memory", "top": 5}, now=3.5)["memory"]
+        finally:
+            tracemalloc.stop()
+        assert first["since_s"] is None and first["grown_kb"] is None and second["since_s"] == 2.5
+        assert len(second["sites"]) == 5 and second["grown_kb"] >= 290
+        top = second["sites"][0]
+        assert top["site"].endswith("test_control.py:" + str(_line_of("kept = [bytearray(1000)")))
+        assert top["diff_kb"] >= 290 and top["diff_blocks"] >= 300 and len(kept) == 300
+        assert ask(d, s, {"cmd": "memory", "top": 0})["error"].startswith('memory\'s "top"')
+    d.shutdown(4.0)
+
+
+def _line_of(text: str) -> int:
+    """The line of this file that holds `text` (first)."""
+    return next(i for i, line in enumerate(Path(__file__).read_text().splitlines(), 1) if text in line)
+
+
 def test_a_subscriber_hears_beats_played_notes_heard_notes_chords_and_settings(model, short_dir):
     d = started(model, short_dir, **{"engine.mode": "solo"})
     with connect(d) as s:

@@ -411,6 +411,39 @@ def test_a_full_memory_drops_its_oldest_quarter_and_stays_consistent(bundle):
         assert np.array_equal(memory.mix(probs, context, 0, 1.0), rebuilt.mix(probs, context, 0, 1.0))
 
 
+def test_dropping_the_oldest_quarter_leaves_the_index_a_re_index_would_make(bundle):
+    """When full, the memory moves its index back instead of building it again from the
+    texts (issue 16: half the stall): the arrays, the occurrences, the runs, and so every
+    mix and hint, are those of a re-index from scratch, with intervals and breaks too."""
+    import copy
+
+    rng = np.random.default_rng(9)
+    memory = SessionMemory(64)
+    memory.bind(bundle.vocab)
+    drops = 0
+    for k in range(400):
+        if rng.random() < 0.05:
+            memory.cut()
+        drops += len(memory.texts) >= 64
+        memory.learn(bundle.vocab.values[int(rng.integers(len(bundle.vocab)))], int(rng.integers(48, 84)))
+        if k % 37 == 36 or k == 399:
+            fresh = copy.deepcopy(memory)
+            fresh._reindex()
+            assert np.array_equal(memory._seq, fresh._seq) and np.array_equal(memory._has_ivl, fresh._has_ivl)
+            assert np.array_equal(memory._ivl[memory._has_ivl], fresh._ivl[fresh._has_ivl])
+            assert memory._occ.count == fresh._occ.count and np.array_equal(memory._runs, fresh._runs)
+            assert all(np.array_equal(memory._occ.latest(g, n), fresh._occ.latest(g, n))
+                       for g, n in enumerate(memory._occ.count))
+            probs = flat_probs(bundle)
+            for own in (0, VERBATIM_CAP):
+                context = [bundle.vocab.index(v) for v in memory.texts[-9:-1] if v is not None]
+                assert np.array_equal(memory.mix(probs, context, own, 1.0), fresh.mix(probs, context, own, 1.0))
+                token = int(np.argmax(memory.mix(probs, context, own, 1.0)))
+                fresh.mix(probs, context, own, 1.0)
+                assert memory.interval_for(token) == fresh.interval_for(token)
+    assert drops >= 20
+
+
 def test_the_verbatim_cap_forgets_runs_that_left_a_full_memory(bundle):
     rng = np.random.default_rng(5)
     filler = [bundle.vocab.values[int(i)] for i in rng.integers(len(bundle.vocab), size=60)]

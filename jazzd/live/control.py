@@ -13,7 +13,9 @@ it).
 The protocol is line-delimited JSON, versioned: each request is one line, a JSON object
 {"v": 1, "cmd": ...}; each reply is one line {"v": 1, "ok": true, ...} or
 {"v": 1, "ok": false, "error": "one line"}.  Commands: status; set (key, value);
-mode (mode); panic; reload; forget; subscribe (then event lines
+mode (mode); panic; reload; forget; memory (top: the allocation sites that grew since
+the last memory request, when jazzd runs with PYTHONTRACEMALLOC: `jazzd.live.memtrace`);
+subscribe (then event lines
 {"v": 1, "event": "beat" | "heard" | "played" | "chord" | "answer" | "settings", ...}
 follow until the client goes).  What they do is the daemon's (`Daemon.control_request`);
 this module reads, bounds and answers.
@@ -53,7 +55,7 @@ READ_PER_TURN = 16384     # bytes read from all clients in one loop turn
 COMMANDS_PER_TURN = 8
 OUT_LIMIT = 65536         # bytes queued for one client; past it the client is dropped
 GROUP_ENV = "JAZZD_CONTROL_GROUP"
-COMMANDS = ("status", "set", "mode", "panic", "reload", "forget", "subscribe")
+COMMANDS = ("status", "set", "mode", "panic", "reload", "forget", "memory", "subscribe")
 SUN_PATH_MAX = 107        # AF_UNIX paths: 108 bytes with the terminating NUL (Linux)
 
 
@@ -137,6 +139,8 @@ def parse_request(line: bytes) -> dict:
             raise ProtocolError('set needs "key": a setting such as "engine.temperature"')
         if not isinstance(obj.get("value"), str | int | float | bool):
             raise ProtocolError('set needs "value": text, a number or true/false')
+    if cmd == "memory" and "top" in obj and (type(obj["top"]) is not int or not 1 <= obj["top"] <= 100):
+        raise ProtocolError('memory\'s "top" is a whole number of sites, 1 to 100')
     if cmd == "mode" and not isinstance(obj.get("mode"), str):
         raise ProtocolError('mode needs "mode": call, duet or solo')
     return obj

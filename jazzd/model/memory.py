@@ -15,7 +15,10 @@ player's line was interrupted (`cut`: jazzd played, the timeline restarted), eac
 the exact interval in semitones from the player's previous note.  At most `CAPACITY`
 values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
 the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
-several hours of real playing with its rests; about 0.3 MB as JSON, 3.5 MB in memory).
+several hours of real playing with its rests; about 0.3 MB as JSON).  In memory: 0.34
+MB made at once (the index's arrays, the runs' bitmap) and 69 bytes a value learned (the
+lists, the occurrence index; tracemalloc), 1.5 MB when full (213 bytes a value before
+issue 16: a set of run hashes and a string per value).
 
 How it predicts (`mix`).  For the context (the timeline's last values, the player's and
 jazzd's own), it looks up the earlier moments of the player's where the same values
@@ -96,9 +99,10 @@ with a full memory at imitation 1 (bench/engine.py, one BLAS thread, the project
 shared 2-core machine, median of 3 runs): `mix` 64 us median alone (was 82 before the
 calls were cut), 151 us median and 286 us p99 between the model's steps (was 195 and
 342; the steps push its arrays and numpy's code out of the cache: with the cache
-flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, 9-16
-ms when the memory is full and its oldest quarter goes (a re-index, once per 4,096
-values).  Per beat of the bench (duet, 240 bpm, the player's
+flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, and
+once per 4,096 values, when the memory is full and its oldest quarter goes, 7-9 ms (its
+index moved back, the occurrences and runs rebuilt; a re-index from the texts took
+13-28 ms, side by side on a loaded machine; it was 9-16 quiet: issue 16).  Per beat of the bench (duet, 240 bpm, the player's
 16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
 1.78 ms p99 (ratio 1.57; 1.75 before).  Where a beat's time goes (issue 12 item 6,
 profiled on the bench's workload; a loaded machine, so shares, not absolute times): a
@@ -141,6 +145,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,6 +170,7 @@ FOLLOW = 0.1            # ... which the gate trusts as if it were sqrt(1 / FOLLO
 FORMAT = "jazzd-session-memory"
 VERSION = 1
 MAX_FILE_BYTES = 8 << 20  # a memory file of CAPACITY values is about 0.3 MB
+RUN_BITS = 20           # the verbatim cap's filter of runs: a bitmap of 2^20 bits (128 kB), made once
 assert ORDER >= VERBATIM_CAP
 
 
@@ -284,6 +290,8 @@ class _Occurrences:
 
 _NONE = np.empty(0, dtype=np.intp)
 _HASH = 0x100000001B3  # FNV's 64-bit prime: runs of value ids hashed for the verbatim cap
+_RUN_SHIFT = 64 - RUN_BITS  # a run's bit in the filter: its hash's top bits (a product mixes upward)
+_INTERVALS = tuple(range(-127, 128))  # every interval as one int object: a value learned makes none
 
 
 def _run_hashes(seq: np.ndarray, ends: np.ndarray) -> np.ndarray:
@@ -338,6 +346,7 @@ class SessionMemory:
         self._ivl = np.zeros(size, dtype=np.int16)
         self._has_ivl = np.zeros(size, dtype=bool)
         self._mixed = np.zeros(0)
+        self._runs = np.zeros(1 << (RUN_BITS - 3), dtype=np.uint8)  # a bit per run hash (`_rebuild_runs`)
         self._found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
         self._hint_min = HINT_MIN_MATCH
         self.masked = _NONE  # after `mix`: the values the verbatim cap masked
@@ -390,7 +399,8 @@ class SessionMemory:
             self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
-                self._runs.add(_run_hash(run))
+                bit = _run_hash(run) >> _RUN_SHIFT
+                self._runs[bit >> 3] |= 1 << (bit & 7)
         self._has_ivl[col] = interval is not None
         self._ivl[col] = interval or 0
         self._n += 1
@@ -398,13 +408,14 @@ class SessionMemory:
     def learn(self, value: str, midi: int | None = None) -> None:
         """The player played `value` (a note at MIDI `midi`, or a rest with None)."""
         parse_value(value)  # a bad value is the caller's bug: fail here, not in `mix`
+        value = sys.intern(value)  # one string per distinct value, however often it is played
         if self._break and self.texts and self.texts[-1] is not None:
             self._append(None, None)
         self._break = False
         interval = None
         if midi is not None:
             if self._last_midi is not None:
-                interval = int(midi) - self._last_midi
+                interval = _INTERVALS[int(midi) - self._last_midi + 127]
             self._last_midi = int(midi)
         self._append(value, interval)
 
@@ -428,16 +439,38 @@ class SessionMemory:
             self._count -= drop - self.texts[:drop].count(None)
             del self.texts[:drop], self.intervals[:drop]
             if self._vocab is not None:
-                self._reindex()
+                self._shift(drop)
         self.texts.append(text)
         self.intervals.append(interval)
         self._count += text is not None
         if self._vocab is not None:
             self._index(text, interval)
 
+    def _shift(self, drop: int) -> None:
+        """After the oldest `drop` values went: the index as `_reindex` makes it from the
+        texts left, by moving its arrays back `drop` columns instead of looking every
+        value up again (the same arrays; the look-ups and the intervals' list were half
+        of the 9-16 ms stall once per 4,096 values, issue 16), then the occurrences and
+        runs from them."""
+        n, end = self._n - drop, _PAD + self._n
+        for a in (self._seq, self._ivl[None], self._has_ivl[None]):
+            a[:, _PAD:_PAD + n] = a[:, _PAD + drop:end]
+        self._seq[:, _PAD + n:end] = -1
+        self._has_ivl[_PAD + n:end] = False
+        self._n, self._found = n, None
+        cols = _PAD + np.flatnonzero(self._seq[0, _PAD:_PAD + n] >= 0)
+        self._occ = _Occurrences.of(self._seq[:, cols] + self._cls.offsets[:-1, None], cols, self._cls.total,
+                                    self._seq.shape[1])
+        self._rebuild_runs()
+
     def _rebuild_runs(self) -> None:
-        """The hashes of every run of `VERBATIM_CAP` values the player played (no break
-        inside), for the verbatim cap's quick test; after the oldest values went."""
+        """The filter of every run of `VERBATIM_CAP` values the player played (no break
+        inside), for the verbatim cap's quick test; after the oldest values went.  A
+        bitmap, a bit per run's hash, not a set of the hashes: it is made once, so a
+        memory that fills for hours does not grow by it (a set took ~130 bytes a value,
+        the larger part of a value's cost: issue 16).  A bit set by another run (with a
+        full memory ~1.6% of the bits are set) only costs `_copies` its exact look,
+        which finds nothing: the same values are masked as with the set."""
         seq = self._seq[0]
         ends = np.arange(_PAD + VERBATIM_CAP - 1, _PAD + self._n, dtype=np.intp)
         if ends.size:
@@ -445,7 +478,10 @@ class SessionMemory:
             for j in range(VERBATIM_CAP):
                 whole &= seq.take(ends - j) >= 0
             ends = ends[whole]
-        self._runs = set(_run_hashes(seq, ends).tolist())
+        self._runs.fill(0)
+        bits = _run_hashes(seq, ends) >> np.uint64(_RUN_SHIFT)
+        np.bitwise_or.at(self._runs, (bits >> np.uint64(3)).astype(np.intp),
+                         np.left_shift(1, bits & np.uint64(7)).astype(np.uint8))
 
     # --- predicting ------------------------------------------------------------------
 
@@ -598,8 +634,11 @@ class SessionMemory:
         cap, matching the context's last `VERBATIM_CAP` values: all moments, not only
         the latest."""
         context = tuple(context)[-VERBATIM_CAP:]
-        if len(context) < VERBATIM_CAP or _run_hash(context) not in self._runs:
-            return _NONE  # (a hash collision only costs the full look below)
+        if len(context) < VERBATIM_CAP:
+            return _NONE
+        bit = _run_hash(context) >> _RUN_SHIFT
+        if not self._runs[bit >> 3] >> (bit & 7) & 1:
+            return _NONE  # (a bit another run set only costs the full look below)
         seq = self._seq[0]
         cols = self._occ.latest(context[-1], self._occ.count[context[-1]])
         agree = seq.take(cols[:, None] - _BACK[:VERBATIM_CAP]) == np.array(context[::-1])

@@ -13,7 +13,6 @@ from __future__ import annotations
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from functools import lru_cache
 
 from jazzd.errors import VocabularyError
 from jazzd.music.grammar import TYPES, Value, parse_value
@@ -22,6 +21,11 @@ _TYPE_ORDER = {t: i for i, t in enumerate(TYPES)}
 # Where a type is missing from the vocabulary altogether, the next best type.
 _TYPE_FALLBACK = {"X": "ASC", "A": "SCX", "S": "CAX", "C": "SAX", "R": ""}
 assert set(_TYPE_FALLBACK) == set(TYPES)
+# Values outside the vocabulary whose nearest value is remembered, per vocabulary (when
+# full it starts again empty): a corpus's rare values while it is encoded, and in the
+# daemon the player's values the model does not know, about 100 bytes each (6 MB at
+# most; a session of real playing meets a few thousand).
+NEAREST_CACHE = 65536
 
 
 def sort_key(text: str):
@@ -44,7 +48,11 @@ class Vocabulary:
             v = parse_value(text)
             self._by_type.setdefault(v.type, []).append(
                 (i, math.log(v.dur), v.window is not None, v.step_semis or 0))
-        self._nearest = lru_cache(maxsize=65536)(self._nearest_uncached)
+        # (A dict, not functools.lru_cache on a bound method: that made a reference cycle,
+        # vocabulary -> cache -> method -> vocabulary, so a vocabulary the daemon let go
+        # at a reload lived on until a full collection of the cyclic garbage collector,
+        # which the daemon's gc.freeze makes rare: hours.  Issue 16.)
+        self._near: dict[str, int] = {}  # at most NEAREST_CACHE
 
     @classmethod
     def from_counts(cls, counts: Counter, max_size: int | None = None) -> Vocabulary:
@@ -86,7 +94,14 @@ class Vocabulary:
     def index(self, value: str) -> int:
         """Index of `value`, or of its nearest value when it is not in the vocabulary."""
         i = self._index.get(value)
-        return i if i is not None else self._nearest(value)
+        if i is None:
+            i = self._near.get(value)
+            if i is None:
+                i = self._nearest_uncached(value)
+                if len(self._near) >= NEAREST_CACHE:
+                    self._near.clear()  # (cheaper than evicting one by one, and as bounded)
+                self._near[value] = i
+        return i
 
     def encode(self, values: Sequence[str]) -> list[int]:
         return [self.index(v) for v in values]

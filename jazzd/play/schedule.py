@@ -25,6 +25,8 @@ def time_key(t: float) -> int:
 
 class Schedule:
     def __init__(self, limit: int = 4096):
+        # Bounded: at most `limit` events but note offs, which are kept past it; an off
+        # leaves when due, and the engine plans a few beats ahead, so those are few.
         self._heap: list[tuple[int, int, int, Out]] = []
         self._seq = itertools.count()
         self.limit = limit
