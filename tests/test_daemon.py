@@ -160,18 +160,23 @@ def test_with_feel_player_the_answer_swings_as_the_player_did(session):
     """Issue 13 end to end: on JACK, following the test's MIDI clock at 160 bpm, a player
     swings 2 bars of eighths at BUR 1.6 with downbeats 25 ms late; jazzd (the shipped
     model, feel = player) answers with the same swing: its answer, timed on the clock's
-    grid (less the two JACK hops to the recorder), reads back within 0.1 BUR and 5 ms."""
+    grid (less the two JACK hops to the recorder), reads back within 0.1 BUR and 5 ms.
+    (The notes are the model's: at temperature 0.6 its line is mostly eighths, and the
+    answer runs 8 bars, so enough beats hold two to measure.  At 1.0 over 4 bars, once the
+    pitch chooser's line tables changed the draws, this seed's answer ran in 16ths and
+    left 2 beats to measure.)"""
     from jazzd.music.feel import beat_feels, swing_position
 
     from .jackserver import PERIOD, RATE
     # (imitation 0: this is about the feel; what the answer takes up of the call is tested elsewhere)
     s = session("--mode", "call", "--clock", "midi", "--feel", "player", "--set", "engine.seed=3",
+                "--set", "engine.temperature=0.6",
                 "--set", "engine.imitation=0",
-                "--set", "call.turn_taking=silence", "--set", "call.answer_beats=16", model_flag=False)
+                "--set", "call.turn_taking=silence", "--set", "call.answer_beats=32", model_flag=False)
     bpm, t0 = 160.0, 0.1
     spb = 60.0 / bpm
     pulse = spb / 24
-    sends = [(t0, [0xFA])] + [(t0 + k * pulse, [0xF8]) for k in range(24 * 34)]
+    sends = [(t0, [0xFA])] + [(t0 + k * pulse, [0xF8]) for k in range(24 * 50)]
     sends += [(t0 + 3.5 * spb, [0x90, n, 70]) for n in (50, 53, 57, 60)]  # Dm7 in the left hand
     bur, delay = 1.6, 0.025
     line = (69, 72, 74, 76, 77, 76, 74, 72)
@@ -179,12 +184,12 @@ def test_with_feel_player_the_answer_swings_as_the_player_did(session):
     onsets.append(t0 + 12 * spb + delay)
     for k, (a, b) in enumerate(itertools.pairwise(onsets)):
         sends += [(a, [0x90, line[k % 8], 96]), (a + 0.8 * (b - a), [0x80, line[k % 8], 0])]
-    s.play(sends, t0 + 34 * spb + 0.3)
+    s.play(sends, t0 + 50 * spb + 0.3)
     times = np.array([t for t, m in s.sent if m == b"\xf8"])
     late = np.median(times - (t0 + np.arange(len(times)) * pulse))
     hops = 2 * PERIOD / RATE
     ons = np.array([t for t, on, _ in s.notes() if on]) - late - hops
-    grid = t0 + np.arange(13, 34) * spb
+    grid = t0 + np.arange(13, 50) * spb
     feels = beat_feels(ons[ons > grid[0] - 0.05].tolist(), grid.tolist())
     if len(feels) < 4:  # (the whole story: which of the sender, the clock or the answer went wrong)
         sent_late = times - (t0 + np.arange(len(times)) * pulse)
