@@ -246,9 +246,10 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_demo(args) -> int:
-    from jazzd.demo import run_demo
+    from jazzd.demo import SEED, run_demo
 
-    return run_demo(Path(args.output), tempo=args.tempo, seed=args.seed, model=args.model)
+    return run_demo(Path(args.output), tempo=args.tempo, seed=SEED if args.seed is None else args.seed,
+                    model=args.model)
 
 
 def _cmd_config(args) -> int:
@@ -540,7 +541,7 @@ def build_parser() -> argparse.ArgumentParser:
                                     "jazzd answers on real MIDI ports (its own JACK server if none runs)")
     p.add_argument("-o", "--output", default="demo", metavar="DIR", help="folder for demo.mid and demo.png (default: demo)")
     p.add_argument("--tempo", type=float, default=160.0, metavar="BPM")
-    p.add_argument("--seed", type=int, default=7, metavar="S", help="jazzd's engine.seed (default 7)")
+    p.add_argument("--seed", type=int, default=None, metavar="S", help="jazzd's engine.seed (default: the show's, 3)")
     p.add_argument("--model", metavar="BUNDLE", help="weights bundle (default: the bundled model)")
     p.set_defaults(func=_cmd_demo)
 
