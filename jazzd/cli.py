@@ -289,8 +289,7 @@ def _cmd_panic(args) -> int:
     out = args.out if args.out is not None else (midi.output or None)
     with open_ports(args.backend or midi.backend, args.client_name, None, out) as ports:
         messages = panic_messages(reset_controllers=False)
-        for msg in messages:
-            ports.send(msg)
+        ports.send_all(messages)
         print(f"panic: {len(messages)} messages to {ports.output_name}")
     return 0
 

@@ -56,6 +56,11 @@ SERVER_SETTLE_S = 0.5
 # After the last send, a JACK port is kept open this long before closing, so the server
 # takes what rtmidi still has queued (a few periods normally; more on a loaded machine).
 JACK_DRAIN_S = 0.2
+# Many messages at once (`send_all`) go out this many at a time, this long apart: 128
+# three-byte messages are 0.9 kB of rtmidi's 16 kB JACK ringbuffer, and 5 ms is a few
+# periods (a panic's 2,096 messages take about 80 ms).
+SEND_CHUNK = 128
+SEND_PAUSE_S = 0.005
 
 # How to fix each backend, for the error paragraph.
 FIXES = {
@@ -416,6 +421,20 @@ class MidiPorts:
         self._out.send_message(message)
         self._last_send = time.monotonic()
         return True
+
+    def send_all(self, messages, chunk: int = SEND_CHUNK, pause: float = SEND_PAUSE_S) -> int:
+        """Send many messages (a panic's 2,096) in chunks, pausing between them, so that
+        rtmidi's JACK output ringbuffer (16 kB: about 2,300 three-byte messages) never
+        holds more than a chunk: a burst of them all at once, on a machine where JACK
+        fell behind, overflowed it and the tail was dropped (CI once got the note offs of
+        `jazzd panic` but none of its sustain-off and all-notes-off CCs).  Returns how many
+        went out."""
+        sent = 0
+        for k, message in enumerate(messages):
+            if k and k % chunk == 0 and self.backend == "jack":
+                time.sleep(pause)
+            sent += self.send(message)
+        return sent
 
     def check(self) -> list[str]:
         """Notice what came and went since the last check; reconnect by name.
