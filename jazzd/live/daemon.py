@@ -175,7 +175,10 @@ class Daemon:
         progression = parse_progression(cfg.engine.progression, cfg.clock.beats_per_bar) \
             if cfg.engine.progression else None
         rng = np.random.default_rng(cfg.engine.seed or None)
-        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression, memory=memory)
+        # trace=0: the engine's traces of what it played and heard are for tests and
+        # renders; nothing reads them live, and a service keeps no container that only fills
+        return Engine(runtime, rng, Settings.from_config(cfg.flat()), progression=progression, memory=memory,
+                      trace=0)
 
     def start(self, now: float | None = None, ports=None) -> str:
         """Load the model and the program-change bundles, open the ports (or use `ports`:

@@ -134,6 +134,7 @@ from jazzd.play.tracker import ChordTracker
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
+TRACE = 512       # values played and heard kept in `Engine.trace` and `Engine.heard` (tests, renders)
 ASIDE_MIN_BEATS = 0.5  # duet: the line under the player rests until it may sound an eighth
 _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
 
@@ -186,7 +187,8 @@ def call_silence(settings: Settings, end_probability: float) -> float:
 class Engine:
     def __init__(self, runtime: Runtime, rng: np.random.Generator, settings: Settings | None = None,
                  progression: Progression | None = None, memory: SessionMemory | None = None,
-                 feel_model: FeelModel | None = None, articulation: Articulation | None = None):
+                 feel_model: FeelModel | None = None, articulation: Articulation | None = None,
+                 trace: int = TRACE):
         self.settings = settings or Settings()
         self.rng = rng
         # The feel's spread draws from its own stream (spawned: the engine's is untouched,
@@ -219,10 +221,13 @@ class Engine:
         self._aside: tuple | None = None   # duet: jazzd's line under the player's (snapshot, cursor)
         self._turn_time = 0.0              # duet: beats the player's notes sounded this turn
         self._overlap_spent = 0.0          # duet: beats jazzd's notes sounded under them
-        # What it did, for tests, logs and the status line (bounded).
-        self.trace: deque[tuple[float, str, int | None, str]] = deque(maxlen=512)  # beat, value, midi, chord
+        # What it did, for tests, logs and the status line (bounded).  `trace` and `heard`
+        # keep the latest `trace` values for tests and offline renders; nothing reads them
+        # live, so the daemon keeps none (0): a service for weeks holds no container that
+        # only fills (issue 16: 512 of each took ~10 minutes of a duet to fill).
+        self.trace: deque[tuple[float, str, int | None, str]] = deque(maxlen=trace)  # beat, value, midi, chord
         self.answers: deque[tuple[float, float]] = deque(maxlen=64)  # (start, end) beats
-        self.heard: deque[tuple[float, str, int | None]] = deque(maxlen=512)  # the player's: beat, value, midi
+        self.heard: deque[tuple[float, str, int | None]] = deque(maxlen=trace)  # the player's: beat, value, midi
         self.call_ends: deque[tuple[float, float, float]] = deque(maxlen=64)  # (last note off, p, silence)
 
     # --- time -------------------------------------------------------------------------
