@@ -15,10 +15,12 @@ from jazzd.data.ingest.run import piece_record
 from jazzd.errors import BundleError
 from jazzd.model.bundle import arrays_sha256, load_bundle, save_bundle
 from jazzd.model.pitchtable import (
+    AGREE_CACHE,
     BASE_SHAPES,
     MAX_OFFSET,
     MAX_OPEN,
     MAX_STEP,
+    PLAYER_CACHE,
     REGISTER_NOTES,
     TABLE_SHAPES,
     Line,
@@ -34,6 +36,7 @@ from jazzd.music.grammar import (
     encode_value,
     parse_value,
     type_reach,
+    types_by_pitch_class,
 )
 from jazzd.music.progression import parse_progression
 from jazzd.music.vocab import Vocabulary
@@ -418,3 +421,49 @@ def test_a_performance_steps_like_the_training_solo_it_drew(tiny, corpus, tmp_pa
     draws = {Soloist(Runtime(bundle), np.random.default_rng(seed)).player for seed in range(40)}
     assert draws == set(range(len(corpus)))  # every performance draws one, from all of them
     assert Soloist(Runtime(tiny), np.random.default_rng(0)).player is None  # no tables, no draw
+
+
+def test_the_choosers_caches_are_bounded_and_outlive_the_engines_of_a_runtime(tiny, corpus, tmp_path):
+    """Issue 16: a service plays for weeks and reloads its unchanged model into new
+    engines.  The chooser belongs to the runtime (one per model, its caches kept across
+    engines); its caches hold at most AGREE_CACHE and PLAYER_CACHE rows; and a row of
+    `agrees` is keyed by the chord's colour seen from the pitch class, so that a chord
+    and its transposition from the transposed pitch share it, with the same factors as
+    the chord computed apart."""
+    tables, _ = estimate(corpus, range(len(corpus)), tiny.vocab)
+    runtime = Runtime(load_bundle(with_tables(tiny, tmp_path / "c.npz", tables)))
+    engines = [Engine(runtime, np.random.default_rng(k), Settings(mode="solo")) for k in range(3)]
+    chooser = runtime.chooser
+    assert chooser is not None and all(e.soloist.chooser is chooser for e in engines)
+    # a fresh chooser computes each row apart: the shared rows are the same numbers
+    fresh = load_bundle(with_tables(tiny, tmp_path / "d.npz", tables)).pitch_chooser
+    for symbol, root in (("Dm7", 2), ("G7", 7), ("Cmaj7", 0), ("F7#11", 5), ("Bbm6", 10)):
+        for pc in range(12):
+            here = chooser.agrees(parse_chord(symbol), 60 + (root + pc) % 12)
+            if symbol in TRANSPOSED:  # (a minor seventh's scale is not the same in every key)
+                assert chooser.agrees(parse_chord(TRANSPOSED[symbol]), 60 + (root + 3 + pc) % 12) is here
+            assert np.array_equal(here, fresh().agrees(parse_chord(symbol), 48 + (root + pc) % 12))
+            assert np.array_equal(here, agrees_apart(chooser, parse_chord(symbol), 60 + (root + pc) % 12))
+    roots = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
+    for quality in ("", "m", "7", "m7", "maj7", "m7b5", "o7", "7b9", "7#9", "13", "m6", "6", "sus4", "7alt"):
+        for root in roots:
+            for pc in range(12):
+                chooser.agrees(parse_chord(root + quality), 60 + pc)
+    assert len(chooser._agrees) == AGREE_CACHE
+    for k in range(chooser.players):
+        chooser.player(k)
+    assert len(chooser._player_rows) == min(PLAYER_CACHE, chooser.players)
+
+
+TRANSPOSED = {"G7": "Bb7", "Cmaj7": "Ebmaj7"}
+
+
+def agrees_apart(chooser, chord, prev_midi):
+    """`PitchChooser.agrees` as it was written before its rows were shared: in absolute
+    pitch classes, for this chord and pitch alone."""
+    order = {t: i for i, t in enumerate("CSAXR")}
+    pc_type = np.array([order[t] for t in types_by_pitch_class(chord)])
+    alike = np.flatnonzero(pc_type == pc_type[prev_midi % 12])
+    share = (pc_type[(alike[:, None] + chooser._step_of[None, :]) % 12] == chooser._type_of).mean(axis=0)
+    here = pc_type[(prev_midi + chooser._step_of) % 12] == chooser._type_of
+    return np.where(~chooser._windowed, 1.0, np.where(here, 1.0 / np.maximum(share, 1e-9), 0.0))

@@ -133,7 +133,19 @@ OPEN_SMOOTHING = 25.0  # pseudo-notes of the TYPE's open row added to each regis
 PLAYER_SMOOTHING = 50.0  # pseudo-notes of all solos' window centres added to the one drawn
 MAX_BOOST = 20.0  # at most this factor for a TYPE's probability over a chord that has it
 MIN_REACH = 20    # fewer training notes of a family over chords with a TYPE: no correction
+# The chooser's caches, bounded (a service plays for weeks: issue 16); the oldest entry
+# goes first.  A chooser belongs to a Runtime, so it outlives engines and reloads.
+AGREE_CACHE = 256  # `agrees` rows (8 kB each): chord colours seen from a pitch class
+PLAYER_CACHE = 4   # `player` rows (8 kB each): a new engine draws a new training solo
 _TYPE_ROW = {t: i for i, t in enumerate(NOTE_TYPES)}
+_TYPE_ORDER = {t: i for i, t in enumerate(TYPES)}  # C S A X R
+
+
+def _bounded_put(cache: dict, key, value, bound: int) -> None:
+    """cache[key] = value, dropping the oldest entries so that at most `bound` stay."""
+    while len(cache) >= bound:
+        del cache[next(iter(cache))]
+    cache[key] = value
 
 
 def check_tables(tables: Mapping[str, np.ndarray]) -> str | None:
@@ -285,7 +297,7 @@ class PitchChooser:
         # `fits`: each windowed value's centre (its step from the previous pitch)
         self._windowed = np.array([v.window is not None for v in values])
         self._step_of = np.array([v.step_semis if v.window is not None else 0 for v in values], dtype=np.intp)
-        self._agrees: dict[tuple[int, int], np.ndarray] = {}
+        self._agrees: dict[tuple[str, ...], np.ndarray] = {}
         self.context = all(n in tables for n in CONTEXT_SHAPES)
         if self.context:
             # P(interval | TYPE, register class) for a bar's first note, smoothed towards
@@ -396,19 +408,21 @@ class PitchChooser:
         a pitch of its TYPE over `chord` (no real note is ever encoded so); for one
         whose centre is, 1 / the share of the pitch classes of prev_midi's TYPE from
         which it would be (the model, which knows that TYPE but not the pitch, spread
-        its probability over them); 1 for rests and values without a window.  Cached
-        per chord and pitch class; read-only."""
-        key = (hash(chord), prev_midi % 12)
+        its probability over them); 1 for rests and values without a window.  They
+        depend on the TYPEs of the twelve pitch classes counted from prev_midi's, so
+        that is the key: the chords of one colour share their rows (Dm7 from D and Am7
+        from A), `AGREE_CACHE` rows at most.  Read-only."""
+        types, pc = types_by_pitch_class(chord), prev_midi % 12
+        key = types[pc:] + types[:pc]  # the TYPEs from prev_midi's pitch class up
         factors = self._agrees.get(key)
         if factors is None:
-            order = {t: i for i, t in enumerate(TYPES)}
-            pc_type = np.array([order[t] for t in types_by_pitch_class(chord)], dtype=np.intp)
-            alike = np.flatnonzero(pc_type == pc_type[prev_midi % 12])
+            pc_type = np.array([_TYPE_ORDER[t] for t in key], dtype=np.intp)
+            alike = np.flatnonzero(pc_type == pc_type[0])
             share = (pc_type[(alike[:, None] + self._step_of[None, :]) % 12] == self._type_of).mean(axis=0)
-            here = pc_type[(prev_midi + self._step_of) % 12] == self._type_of
+            here = pc_type[self._step_of % 12] == self._type_of
             factors = np.where(~self._windowed, 1.0, np.where(here, 1.0 / np.maximum(share, 1e-9), 0.0))
             factors.flags.writeable = False
-            self._agrees[key] = factors
+            _bounded_put(self._agrees, key, factors, AGREE_CACHE)
         return factors
 
     def player(self, k: int) -> np.ndarray:
@@ -422,7 +436,7 @@ class PitchChooser:
             factor = (counts + PLAYER_SMOOTHING * every) / (counts.sum() + PLAYER_SMOOTHING) / every
             row = np.where(self._windowed, factor[self._steps], 1.0)
             row.flags.writeable = False
-            self._player_rows[k] = row
+            _bounded_put(self._player_rows, k, row, PLAYER_CACHE)
         return row
 
     def fits(self, probs: np.ndarray, chord: Chord, prev_midi: int, line: Line | None = None,

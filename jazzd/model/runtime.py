@@ -28,11 +28,13 @@ the gates serves both activations (sigmoid(x) = 0.5 * tanh(x / 2) + 0.5).
 
 from __future__ import annotations
 
+from functools import cached_property
 from typing import NamedTuple
 
 import numpy as np
 
 from jazzd.model.bundle import Bundle
+from jazzd.model.pitchtable import PitchChooser
 
 _max, _sum = np.maximum.reduce, np.add.reduce
 
@@ -107,6 +109,14 @@ class Runtime:
     @property
     def vocab(self):
         return self._bundle.vocab
+
+    @cached_property
+    def chooser(self) -> PitchChooser | None:
+        """The decoder's pitch chooser from the bundle's tables (None without them): one
+        per runtime, so the engines that play it (a reload that keeps the model makes a
+        new engine) share its bounded caches instead of filling new ones.  Like the
+        runtime's state and buffers, it serves one engine at a time."""
+        return self._bundle.pitch_chooser()
 
     @property
     def bos(self) -> int:

@@ -66,7 +66,7 @@ class Soloist:
         self.prev_midi: int | None = None
         self.line = Line()  # the line so far, for the pitch chooser (register, last interval)
         self._names = tuple(runtime.cfg.get("features", ()))
-        self.chooser = runtime.bundle.pitch_chooser()  # None: the bundle has no pitch tables
+        self.chooser = runtime.chooser  # None: the bundle has no pitch tables
         self.memory = memory
         if memory is not None:
             memory.bind(self.vocab)
