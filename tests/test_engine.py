@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import parse_chord
-from jazzd.play.engine import Engine, Settings
+from jazzd.play.engine import OPENING_REST, Engine, Settings
 from jazzd.play.events import Control, NoteOff, NoteOn
 from jazzd.play.listener import Listener, snap
 from jazzd.play.offline import ManualClock
@@ -301,3 +301,32 @@ def test_settings_change_between_beats(bundle):
     assert {e.number for e in ons if e.t < 4.4} <= set(range(60, 73))
     assert ons[-1].number >= 74 and {e.number for e in ons if e.t > 5.0} <= set(range(74, 87))
     assert engine.soloist.sampling.temperature == 0.0
+
+
+@pytest.mark.parametrize("call, length", [(CALL, 8), (CALL[:2], 2)])
+def test_an_answer_opens_with_a_note_however_much_the_model_wants_to_rest(bundle, call, length):
+    """A model that, after a call, would rest on and on (every rest 20 times as likely
+    as the likeliest value) still answers: its first note comes within OPENING_REST
+    beats of the answer's start, and in the answer's first half (a short call's answer
+    is short).  Seed 7 of `jazzd demo` once answered a call with two bars of rests, and
+    15 of the report's 480 answers had no note."""
+    engine = make_engine(bundle, turn_taking="silence", follow_register=False, imitation=0.0)
+    runtime = engine.soloist.runtime
+    rests, _ = engine.soloist._rest_table
+    step = runtime.step
+
+    def resting(token, features):  # the model's distribution, its rests boosted
+        probs = step(token, features).copy()
+        probs[rests] = 20 * probs.max()
+        return probs / probs.sum()
+
+    runtime.step = resting
+    clock = ManualClock(engine, tempo=120)
+    hold_chord(clock, 0.0, [48, 52, 55])
+    play_call(clock, call)
+    clock.run_until(24.0)
+    (start, end), = engine.answers
+    assert end - start == length
+    notes = [beat for beat, _, midi, _ in engine.trace if midi is not None and beat >= start]
+    assert notes and notes[0] - start <= min(OPENING_REST, length / 2)
+    assert any(midi is None for beat, _, midi, _ in engine.trace if beat >= notes[0])  # (it rests after)

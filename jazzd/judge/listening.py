@@ -554,8 +554,8 @@ def markdown(r: dict) -> list[str]:
             f"(10–90%: {gap['p10_beats']:.2f}–{gap['p90_beats']:.2f} beats); the soloists' own gap between "
             f"these phrases: median {real_gap['median_beats']:.2f} beats (at least "
             f"{st['phrase_rest_beats']:g}, by the cut). "
-            + (f"Answers without a note: {tt['unanswered']['only rests']}; calls never answered: "
-               f"{tt['unanswered']['no answer']}." if any(tt["unanswered"].values()) else ""))
+            + f"Answers without a note: {tt['unanswered']['only rests']}; calls never answered: "
+              f"{tt['unanswered']['no answer']}.")
     lines += [
         "",
         f"False triggers: of {ft['phrases']} real phrases played in whole, {ft['phrases_answered_early']} "

@@ -55,6 +55,17 @@ sure (a long note to a bar line): elsewhere the silence itself says as much, and
 trade between a quick answer and a rest taken for an end stays about where the
 silence alone puts it (`bench/turns.py` prints both).
 
+A turn opens with a note.  After a call the model, having heard the silence as rests,
+often predicts more rest, and an answer could open with bars of it: 15 of the report's
+480 answers had no note at all (the caller hears "no answer"), and `jazzd demo` at seed
+7 answered a call with two bars of rests.  So until a turn (an answer, jazzd taking the
+lead in a duet, a solo's start) has planned a note, the soloist draws no rest that would
+end more than `OPENING_REST` (2) beats after the turn's start, nor past the middle of an
+answer (a one-beat call gets a two-beat answer): a rest up to there is a breath before
+the reply, as players take one.  Only the turns that would have opened later change
+(the report: answers without a note 15 -> 0; the generated solos and the golden logs
+unchanged).
+
 Duet (`mode = "duet"`): two soloists taking turns in one timeline.  The model hears
 every melody note the player plays, as in call mode, in order with the rests between,
 and its own line; whoever leads owns the timeline:
@@ -134,6 +145,7 @@ from jazzd.play.tracker import ChordTracker
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
+OPENING_REST = 2.0  # beats: a turn's first note comes at most this long after its start
 TRACE = 512       # values played and heard kept in `Engine.trace` and `Engine.heard` (tests, renders)
 ASIDE_MIN_BEATS = 0.5  # duet: the line under the player rests until it may sound an eighth
 _DEFAULT_PROGRESSION = parse_progression(DEFAULT_CHANGES)
@@ -216,6 +228,8 @@ class Engine:
         self._snapshots: list[_Planned] = []
         self._velocity = 90.0
         self._answer_start = 0.0
+        self._turn_start = 0.0              # the beat jazzd's turn (answer, solo, duet lead) began
+        self._turn_sounded = True           # ... and whether a note of it has been planned since
         self._answered_call: float | None = None  # the start of the call answered, while it can be withdrawn
         self._end_p: tuple[tuple, float] | None = None  # (where the call ended, end probability)
         self._aside: tuple | None = None   # duet: jazzd's line under the player's (snapshot, cursor)
@@ -589,6 +603,7 @@ class Engine:
         self._hear_rest(start)
         self._cursor = start
         self._state = state
+        self._turn_start, self._turn_sounded = start, False
         self._snapshots.clear()
         if cursor is not None and cursor < start - _EPS:  # the rests leading in can be taken back
             self._snapshots.append(_Planned(cursor, start, None, None, before, lead_in=True))
@@ -614,7 +629,13 @@ class Engine:
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)
             snapshot = None if aside else self._snapshot()
             bar_pos, first = self._position(onset)
-            value, midi, dur = self.soloist.play(bar_pos, first, chord)
+            # a turn's first note comes within OPENING_REST beats of its start (and in the
+            # first half of an answer): no longer rest before it
+            opening = math.inf if aside or self._turn_sounded else \
+                max(self._turn_start + min(OPENING_REST, (end - self._turn_start) / 2) - onset, 0.0)
+            value, midi, dur = self.soloist.play(bar_pos, first, chord, opening)
+            if midi is not None and not aside:
+                self._turn_sounded = True
             stop = min(keep_the_beat(onset, dur), end)
             dur = stop - onset
             if abs(dur - parse_value(value).dur) > _EPS:  # the beat, the answer's end, MIN_DUR

@@ -17,6 +17,7 @@ existed.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -119,8 +120,10 @@ class Soloist:
         self.line = self.line.then(self.prev_midi, midi, parse_value(value).window is not None)
         self.prev_midi = midi
 
-    def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None) -> str:
-        """Sample the value that starts at `bar_pos` over `chord`, and commit to it."""
+    def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None,
+                   max_rest: float = math.inf) -> str:
+        """Sample the value that starts at `bar_pos` over `chord`, and commit to it; a
+        rest only if it lasts at most `max_rest` beats (a turn that has to begin)."""
         probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
         memory = self.memory
         imitate = memory is not None and self.imitation > 0
@@ -135,6 +138,12 @@ class Soloist:
             probs = self.chooser.reweight(probs, chord)
             if self.prev_midi is not None:
                 probs = self.chooser.fits(probs, chord, self.prev_midi, self.line, self.player)
+        if max_rest < math.inf:
+            ids, durs = self._rest_table
+            longer = ids[durs > max_rest + 1e-6]
+            if longer.size and probs.take(longer).sum() < probs.sum():  # (a note left to draw)
+                probs = probs.copy()
+                probs[longer] = 0.0
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         self.hint = memory.interval_for(token) if imitate else None
@@ -149,11 +158,13 @@ class Soloist:
         self.prev_token = self.vocab.index(value)
         self._context = (*self._context[:-1], self.prev_token)
 
-    def play(self, bar_pos: float, first_in_bar: bool, chord: Chord) -> tuple[str, int | None, float]:
-        """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats).
+    def play(self, bar_pos: float, first_in_bar: bool, chord: Chord,
+             max_rest: float = math.inf) -> tuple[str, int | None, float]:
+        """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats);
+        a rest of at most `max_rest` beats (`next_value`).
         Where the session memory offers the player's own interval for it (`hint`) and
         that pitch fits the value, the pitch is the player's interval from the last note."""
-        value = self.next_value(bar_pos, first_in_bar, chord)
+        value = self.next_value(bar_pos, first_in_bar, chord, max_rest)
         midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng,
                                  self.chooser, self.line)
         if self.hint is not None and midi is not None:
