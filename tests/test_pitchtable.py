@@ -439,9 +439,11 @@ def test_the_choosers_caches_are_bounded_and_outlive_the_engines_of_a_runtime(ti
     fresh = load_bundle(with_tables(tiny, tmp_path / "d.npz", tables)).pitch_chooser
     for symbol, root in (("Dm7", 2), ("G7", 7), ("Cmaj7", 0), ("F7#11", 5), ("Bbm6", 10)):
         for pc in range(12):
-            here = chooser.agrees(parse_chord(symbol), 60 + (root + pc) % 12)
+            here = chooser.agrees(parse_chord(symbol), 60 + (root + pc) % 12).copy()
             if symbol in TRANSPOSED:  # (a minor seventh's scale is not the same in every key)
-                assert chooser.agrees(parse_chord(TRANSPOSED[symbol]), 60 + (root + 3 + pc) % 12) is here
+                kept = len(chooser._agrees)
+                up = chooser.agrees(parse_chord(TRANSPOSED[symbol]), 60 + (root + 3 + pc) % 12)
+                assert len(chooser._agrees) == kept and np.array_equal(up, here)  # one colour for both
             assert np.array_equal(here, fresh().agrees(parse_chord(symbol), 48 + (root + pc) % 12))
             assert np.array_equal(here, agrees_apart(chooser, parse_chord(symbol), 60 + (root + pc) % 12))
     roots = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")

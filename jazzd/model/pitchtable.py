@@ -135,10 +135,13 @@ MAX_BOOST = 20.0  # at most this factor for a TYPE's probability over a chord th
 MIN_REACH = 20    # fewer training notes of a family over chords with a TYPE: no correction
 # The chooser's caches, bounded (a service plays for weeks: issue 16); the oldest entry
 # goes first.  A chooser belongs to a Runtime, so it outlives engines and reloads.
-AGREE_CACHE = 256  # `agrees` rows (8 kB each): chord colours seen from a pitch class
+AGREE_CACHE = 256  # `agrees` colours (0.5 kB each): the TYPEs of the pitch classes from the previous pitch
 PLAYER_CACHE = 4   # `player` rows (8 kB each): a new engine draws a new training solo
 _TYPE_ROW = {t: i for i, t in enumerate(NOTE_TYPES)}
 _TYPE_ORDER = {t: i for i, t in enumerate(TYPES)}  # C S A X R
+_CLASS_TYPE = np.repeat(np.arange(len(TYPES)), 12)  # `agrees`' classes: TYPE x step mod 12 ...
+_CLASS_STEP = np.tile(np.arange(12), len(TYPES))
+_AGREE_CLASSES = _CLASS_TYPE.size + 1               # ... and the values without a window
 
 
 def _bounded_put(cache: dict, key, value, bound: int) -> None:
@@ -298,6 +301,9 @@ class PitchChooser:
         self._windowed = np.array([v.window is not None for v in values])
         self._step_of = np.array([v.step_semis if v.window is not None else 0 for v in values], dtype=np.intp)
         self._agrees: dict[tuple[str, ...], np.ndarray] = {}
+        # `agrees`: each value's (TYPE, step mod 12) class; the values without a window the last
+        self._agree_class = np.where(self._windowed, self._type_of * 12 + self._step_of % 12, _AGREE_CLASSES - 1)
+        self._agree_row = np.empty(len(vocabulary), dtype=np.float64)
         self.context = all(n in tables for n in CONTEXT_SHAPES)
         if self.context:
             # P(interval | TYPE, register class) for a bar's first note, smoothed towards
@@ -408,22 +414,25 @@ class PitchChooser:
         a pitch of its TYPE over `chord` (no real note is ever encoded so); for one
         whose centre is, 1 / the share of the pitch classes of prev_midi's TYPE from
         which it would be (the model, which knows that TYPE but not the pitch, spread
-        its probability over them); 1 for rests and values without a window.  They
-        depend on the TYPEs of the twelve pitch classes counted from prev_midi's, so
-        that is the key: the chords of one colour share their rows (Dm7 from D and Am7
-        from A), `AGREE_CACHE` rows at most.  Read-only."""
+        its probability over them); 1 for rests and values without a window.  Returns a
+        buffer of this chooser's, overwritten by the next call.
+
+        The factor depends on a value's TYPE and step (mod 12) only, and on the TYPEs of
+        the twelve pitch classes counted from prev_midi's: the cache keeps, per such
+        colour (G7 from G and Bb7 from Bb share one), the 61 factors of those classes
+        (`_AGREE_CLASSES`: 0.5 kB, not a row of the vocabulary's 8 kB), `AGREE_CACHE`
+        colours at most, and spreads them over the values here (the same floats)."""
         types, pc = types_by_pitch_class(chord), prev_midi % 12
         key = types[pc:] + types[:pc]  # the TYPEs from prev_midi's pitch class up
         factors = self._agrees.get(key)
         if factors is None:
             pc_type = np.array([_TYPE_ORDER[t] for t in key], dtype=np.intp)
             alike = np.flatnonzero(pc_type == pc_type[0])
-            share = (pc_type[(alike[:, None] + self._step_of[None, :]) % 12] == self._type_of).mean(axis=0)
-            here = pc_type[self._step_of % 12] == self._type_of
-            factors = np.where(~self._windowed, 1.0, np.where(here, 1.0 / np.maximum(share, 1e-9), 0.0))
-            factors.flags.writeable = False
+            share = (pc_type[(alike[:, None] + _CLASS_STEP[None, :]) % 12] == _CLASS_TYPE).mean(axis=0)
+            here = pc_type[_CLASS_STEP] == _CLASS_TYPE
+            factors = np.append(np.where(here, 1.0 / np.maximum(share, 1e-9), 0.0), 1.0)  # last: no window
             _bounded_put(self._agrees, key, factors, AGREE_CACHE)
-        return factors
+        return factors.take(self._agree_class, out=self._agree_row)
 
     def player(self, k: int) -> np.ndarray:
         """Per value: the factor that makes the line step like training solo `k` (of
