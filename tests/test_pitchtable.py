@@ -13,6 +13,7 @@ from jazzd.data.corpus import Corpus, build
 from jazzd.data.ingest.common import Bar, Piece
 from jazzd.data.ingest.run import piece_record
 from jazzd.errors import BundleError
+from jazzd.model import pitchtable
 from jazzd.model.bundle import arrays_sha256, load_bundle, save_bundle
 from jazzd.model.pitchtable import (
     AGREE_CACHE,
@@ -423,13 +424,13 @@ def test_a_performance_steps_like_the_training_solo_it_drew(tiny, corpus, tmp_pa
     assert Soloist(Runtime(tiny), np.random.default_rng(0)).player is None  # no tables, no draw
 
 
-def test_the_choosers_caches_are_bounded_and_outlive_the_engines_of_a_runtime(tiny, corpus, tmp_path):
+def test_the_choosers_caches_are_bounded_and_outlive_the_engines_of_a_runtime(tiny, corpus, tmp_path, monkeypatch):
     """Issue 16: a service plays for weeks and reloads its unchanged model into new
     engines.  The chooser belongs to the runtime (one per model, its caches kept across
-    engines); its caches hold at most AGREE_CACHE and PLAYER_CACHE rows; and a row of
-    `agrees` is keyed by the chord's colour seen from the pitch class, so that a chord
-    and its transposition from the transposed pitch share it, with the same factors as
-    the chord computed apart."""
+    engines); its caches hold at most AGREE_CACHE colours and PLAYER_CACHE rows, the
+    least recently used going first; and `agrees` is keyed by the chord's colour seen
+    from the pitch class, so that a chord and its transposition from the transposed
+    pitch share it, with the same factors as the old formula for each apart."""
     tables, _ = estimate(corpus, range(len(corpus)), tiny.vocab)
     runtime = Runtime(load_bundle(with_tables(tiny, tmp_path / "c.npz", tables)))
     engines = [Engine(runtime, np.random.default_rng(k), Settings(mode="solo")) for k in range(3)]
@@ -446,18 +447,29 @@ def test_the_choosers_caches_are_bounded_and_outlive_the_engines_of_a_runtime(ti
                 assert len(chooser._agrees) == kept and np.array_equal(up, here)  # one colour for both
             assert np.array_equal(here, fresh().agrees(parse_chord(symbol), 48 + (root + pc) % 12))
             assert np.array_equal(here, agrees_apart(chooser, parse_chord(symbol), 60 + (root + pc) % 12))
-    roots = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
-    for quality in ("", "m", "7", "m7", "maj7", "m7b5", "o7", "7b9", "7#9", "13", "m6", "6", "sus4", "7alt"):
-        for root in roots:
+    qualities = ("", "m", "7", "m7", "maj7", "m7b5", "o7", "7b9", "7#9", "13", "m6", "6", "sus4", "7alt",
+                 "7#11", "9", "m9", "maj9", "7sus4", "+", "mmaj7", "7b13")
+    colours = {t[pc:] + t[:pc] for q in qualities for r in ROOTS for t in [types_by_pitch_class(parse_chord(r + q))]
+               for pc in range(12)}
+    assert len(colours) <= AGREE_CACHE  # every colour of 22 qualities over 12 roots fits (1,308)
+    monkeypatch.setattr(pitchtable, "AGREE_CACHE", 40)
+    monkeypatch.setattr(pitchtable, "PLAYER_CACHE", 2)
+    g7 = parse_chord("G7")
+    for quality in ("", "m", "7", "m7", "maj7", "m7b5", "o7"):
+        for root in ("C", "D", "E", "F#", "Ab", "Bb"):
             for pc in range(12):
                 chooser.agrees(parse_chord(root + quality), 60 + pc)
-    assert len(chooser._agrees) == AGREE_CACHE
+                chooser.agrees(g7, 67)  # used all along: never the least recent
+    assert len(chooser._agrees) == 40
+    g7_from_g = types_by_pitch_class(g7)[7:] + types_by_pitch_class(g7)[:7]
+    assert g7_from_g in chooser._agrees
     for k in range(chooser.players):
         chooser.player(k)
-    assert len(chooser._player_rows) == min(PLAYER_CACHE, chooser.players)
+    assert chooser.players > 2 and len(chooser._player_rows) == 2
 
 
 TRANSPOSED = {"G7": "Bb7", "Cmaj7": "Ebmaj7"}
+ROOTS = ("C", "Db", "D", "Eb", "E", "F", "Gb", "G", "Ab", "A", "Bb", "B")
 
 
 def agrees_apart(chooser, chord, prev_midi):

@@ -135,7 +135,9 @@ MAX_BOOST = 20.0  # at most this factor for a TYPE's probability over a chord th
 MIN_REACH = 20    # fewer training notes of a family over chords with a TYPE: no correction
 # The chooser's caches, bounded (a service plays for weeks: issue 16); the oldest entry
 # goes first.  A chooser belongs to a Runtime, so it outlives engines and reloads.
-AGREE_CACHE = 256  # `agrees` colours (0.5 kB each): the TYPEs of the pitch classes from the previous pitch
+AGREE_CACHE = 2048  # `agrees` colours (0.75 kB each, key and factors): the TYPEs of the pitch
+#                    classes from the previous pitch; a chord's scale depends on its root, so 22
+#                    chord qualities over 12 roots make 1,308 of them (1.5 MB at most)
 PLAYER_CACHE = 4   # `player` rows (8 kB each): a new engine draws a new training solo
 _TYPE_ROW = {t: i for i, t in enumerate(NOTE_TYPES)}
 _TYPE_ORDER = {t: i for i, t in enumerate(TYPES)}  # C S A X R
@@ -145,7 +147,8 @@ _AGREE_CLASSES = _CLASS_TYPE.size + 1               # ... and the values without
 
 
 def _bounded_put(cache: dict, key, value, bound: int) -> None:
-    """cache[key] = value, dropping the oldest entries so that at most `bound` stay."""
+    """cache[key] = value, dropping the least recently put entries so that at most
+    `bound` stay (a hit that `pop`s its entry and puts it back is the most recent)."""
     while len(cache) >= bound:
         del cache[next(iter(cache))]
     cache[key] = value
@@ -420,18 +423,18 @@ class PitchChooser:
         The factor depends on a value's TYPE and step (mod 12) only, and on the TYPEs of
         the twelve pitch classes counted from prev_midi's: the cache keeps, per such
         colour (G7 from G and Bb7 from Bb share one), the 61 factors of those classes
-        (`_AGREE_CLASSES`: 0.5 kB, not a row of the vocabulary's 8 kB), `AGREE_CACHE`
-        colours at most, and spreads them over the values here (the same floats)."""
+        (`_AGREE_CLASSES`: 0.5 kB, not a row of the vocabulary's 8 kB), the `AGREE_CACHE`
+        colours used last, and spreads them over the values here (the same floats)."""
         types, pc = types_by_pitch_class(chord), prev_midi % 12
         key = types[pc:] + types[:pc]  # the TYPEs from prev_midi's pitch class up
-        factors = self._agrees.get(key)
+        factors = self._agrees.pop(key, None)  # (put back below: the most recent)
         if factors is None:
             pc_type = np.array([_TYPE_ORDER[t] for t in key], dtype=np.intp)
             alike = np.flatnonzero(pc_type == pc_type[0])
             share = (pc_type[(alike[:, None] + _CLASS_STEP[None, :]) % 12] == _CLASS_TYPE).mean(axis=0)
             here = pc_type[_CLASS_STEP] == _CLASS_TYPE
             factors = np.append(np.where(here, 1.0 / np.maximum(share, 1e-9), 0.0), 1.0)  # last: no window
-            _bounded_put(self._agrees, key, factors, AGREE_CACHE)
+        _bounded_put(self._agrees, key, factors, AGREE_CACHE)
         return factors.take(self._agree_class, out=self._agree_row)
 
     def player(self, k: int) -> np.ndarray:
