@@ -303,14 +303,15 @@ def test_settings_change_between_beats(bundle):
     assert engine.soloist.sampling.temperature == 0.0
 
 
-@pytest.mark.parametrize("call, length", [(CALL, 8), (CALL[:2], 2)])
-def test_an_answer_opens_with_a_note_however_much_the_model_wants_to_rest(bundle, call, length):
+@pytest.mark.parametrize("call, length, density", [(CALL, 8, 1.0), (CALL[:2], 2, 1.0), (CALL, 8, 0.3)])
+def test_an_answer_opens_with_a_note_however_much_the_model_wants_to_rest(bundle, call, length, density):
     """A model that, after a call, would rest on and on (every rest 20 times as likely
     as the likeliest value) still answers: its first note comes within OPENING_REST
     beats of the answer's start, and in the answer's first half (a short call's answer
     is short).  Seed 7 of `jazzd demo` once answered a call with two bars of rests, and
-    15 of the report's 480 answers had no note."""
-    engine = make_engine(bundle, turn_taking="silence", follow_register=False, imitation=0.0)
+    15 of the report's 480 answers had no note.  A note the density setting drops does
+    not open the turn, and density never drops the note that does."""
+    engine = make_engine(bundle, turn_taking="silence", follow_register=False, imitation=0.0, density=density)
     runtime = engine.soloist.runtime
     rests, _ = engine.soloist._rest_table
     step = runtime.step
@@ -324,9 +325,9 @@ def test_an_answer_opens_with_a_note_however_much_the_model_wants_to_rest(bundle
     clock = ManualClock(engine, tempo=120)
     hold_chord(clock, 0.0, [48, 52, 55])
     play_call(clock, call)
-    clock.run_until(24.0)
+    sent = clock.run_until(24.0)
     (start, end), = engine.answers
     assert end - start == length
-    notes = [beat for beat, _, midi, _ in engine.trace if midi is not None and beat >= start]
-    assert notes and notes[0] - start <= min(OPENING_REST, length / 2)
-    assert any(midi is None for beat, _, midi, _ in engine.trace if beat >= notes[0])  # (it rests after)
+    sounded = [e.t / 0.5 for e in sent if e.kind == "on" and e.t / 0.5 >= start - 1e-9]  # (120 bpm)
+    assert sounded and sounded[0] - start <= min(OPENING_REST, length / 2) + 1e-9
+    assert any(midi is None for beat, _, midi, _ in engine.trace if beat >= sounded[0])  # (it rests after)

@@ -59,12 +59,13 @@ A turn opens with a note.  After a call the model, having heard the silence as r
 often predicts more rest, and an answer could open with bars of it: 15 of the report's
 480 answers had no note at all (the caller hears "no answer"), and `jazzd demo` at seed
 7 answered a call with two bars of rests.  So until a turn (an answer, jazzd taking the
-lead in a duet, a solo's start) has planned a note, the soloist draws no rest that would
-end more than `OPENING_REST` (2) beats after the turn's start, nor past the middle of an
-answer (a one-beat call gets a two-beat answer): a rest up to there is a breath before
-the reply, as players take one.  Only the turns that would have opened later change
-(the report: answers without a note 15 -> 0; the generated solos and the golden logs
-unchanged).
+lead in a duet, a solo's start) has a note that sounds, the soloist draws no rest that
+would end more than `OPENING_REST` (2) beats after the turn's start, nor past the middle
+of an answer (a short call gets an answer as short): a rest up to there is a breath
+before the reply, as players take one; and `density` never thins out the note that
+opens a turn.  Only the turns that would have opened later
+change (the report: answers without a note 15 -> 0; the shipped model's solos and the
+golden logs unchanged; the seed recipe's solos, which open with long rests, changed).
 
 Duet (`mode = "duet"`): two soloists taking turns in one timeline.  The model hears
 every melody note the player plays, as in call mode, in order with the rests between,
@@ -238,7 +239,7 @@ class Engine:
         # What it did, for tests, logs and the status line (bounded).  `trace` and `heard`
         # keep the latest `trace` values for tests and offline renders; nothing reads them
         # live, so the daemon keeps none (0): a service for weeks holds no container that
-        # only fills (issue 16: 512 of each took ~10 minutes of a duet to fill).
+        # only fills (issue 16: 512 of each took ~10 minutes of bench/soak.py's duet to fill).
         self.trace: deque[tuple[float, str, int | None, str]] = deque(maxlen=trace)  # beat, value, midi, chord
         self.answers: deque[tuple[float, float]] = deque(maxlen=64)  # (start, end) beats
         self.heard: deque[tuple[float, str, int | None]] = deque(maxlen=trace)  # the player's: beat, value, midi
@@ -634,8 +635,6 @@ class Engine:
             opening = math.inf if aside or self._turn_sounded else \
                 max(self._turn_start + min(OPENING_REST, (end - self._turn_start) / 2) - onset, 0.0)
             value, midi, dur = self.soloist.play(bar_pos, first, chord, opening)
-            if midi is not None and not aside:
-                self._turn_sounded = True
             stop = min(keep_the_beat(onset, dur), end)
             dur = stop - onset
             if abs(dur - parse_value(value).dur) > _EPS:  # the beat, the answer's end, MIN_DUR
@@ -653,13 +652,14 @@ class Engine:
                     break  # over the budget: the line rests until there is more to spend
                 self._overlap_spent += dur
                 self.stats.aside_notes += 1
-            if s.density < 1 and self.rng.random() >= s.density:
-                continue
+            if s.density < 1 and (aside or self._turn_sounded) and self.rng.random() >= s.density:
+                continue  # (the note that opens a turn is never thinned out)
             accent = 8 if abs(onset - round(onset)) < _EPS else 0
             jitter = int(self.rng.integers(-s.velocity_humanize, s.velocity_humanize + 1)) if s.velocity_humanize else 0
             vel = min(max(round(self._velocity) + accent + jitter, 1), 127)
             pending.append((onset, onset + dur, midi, vel, value))
             self.stats.played_notes += 1
+            self._turn_sounded = self._turn_sounded or not aside
         if pending:
             self._emit(pending, now, plan, self._cursor >= end - _EPS)
         if len(self._snapshots) > 64:

@@ -141,9 +141,11 @@ class Soloist:
         if max_rest < math.inf:
             ids, durs = self._rest_table
             longer = ids[durs > max_rest + 1e-6]
-            if longer.size and probs.take(longer).sum() < probs.sum():  # (a note left to draw)
-                probs = probs.copy()
-                probs[longer] = 0.0
+            if longer.size:
+                masked = probs.copy()
+                masked[longer] = 0.0
+                if masked.sum() > 0:  # (else nothing else could be drawn: as it is)
+                    probs = masked
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         self.hint = memory.interval_for(token) if imitate else None
