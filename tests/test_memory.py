@@ -607,3 +607,28 @@ def test_bad_values_are_refused_at_learning(bundle):
     with pytest.raises(Exception, match="bad value"):
         memory.learn("Q,1")
     assert all(parse_value(v) for v in RUN)
+
+
+def test_a_bound_memory_learns_without_allocating_its_index(bundle):
+    """Issue 16: what the index needs is made at bind, written at once (the occurrences'
+    arena); learning then adds only the two lists' slots (16 bytes a value, plus their
+    over-allocation: 19 bytes a value here), not arrays that grow by doubling (77 here,
+    each growth a new allocation: the heap fragmented and the private memory crept
+    while the memory filled)."""
+    import tracemalloc
+
+    memory = SessionMemory(capacity=8192)
+    memory.bind(bundle.vocab)
+    arena = memory._occ.arena
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for k in range(6000):
+            memory.learn(RUN[(k * 7) % len(RUN)] if k % 3 else RUN[k % len(RUN)], 60 + k % 12)
+            if k % 40 == 39:
+                memory.cut()
+        grown = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert memory._occ.arena is arena and len(memory) == 6000  # (no quarter dropped: the same index)
+    assert grown / 6000 < 30, f"{grown / 6000:.1f} bytes a value learned"

@@ -21,7 +21,6 @@ from jazzd.model.pitchtable import (
     MAX_OFFSET,
     MAX_OPEN,
     MAX_STEP,
-    PLAYER_CACHE,
     REGISTER_NOTES,
     TABLE_SHAPES,
     Line,

@@ -15,10 +15,14 @@ player's line was interrupted (`cut`: jazzd played, the timeline restarted), eac
 the exact interval in semitones from the player's previous note.  At most `CAPACITY`
 values and breaks: when full, the oldest quarter goes, so a memory kept for weeks holds
 the player's latest 12,288-16,384 values (an hour of non-stop eighth notes at 120 bpm,
-several hours of real playing with its rests; about 0.3 MB as JSON).  In memory: 0.34
-MB made at once (the index's arrays, the runs' bitmap) and 69 bytes a value learned (the
-lists, the occurrence index; tracemalloc), 1.5 MB when full (213 bytes a value before
-issue 16: a set of run hashes and a string per value).
+several hours of real playing with its rests; about 0.3 MB as JSON).  In memory
+(tracemalloc, the shipped model's vocabulary): 2.1 MB made at bind, written at once (the
+index's arrays, 1.4 MB of them the occurrences' arena, the runs' bitmap), and 30 bytes a
+value learned (the two lists), 2.6 MB when full.  Made at once, not as it fills: a
+service that learns for hours then neither allocates nor faults a page in on the beat
+path, and its private memory does not creep while the memory fills (issue 16: 213 bytes
+a value at first, a set of run hashes and a string per value; then 69, occurrence
+arrays that grew by doubling and fragmented the C heap).
 
 How it predicts (`mix`).  For the context (the timeline's last values, the player's and
 jazzd's own), it looks up the earlier moments of the player's where the same values
@@ -250,21 +254,43 @@ class _Classes:
 
 class _Occurrences:
     """Per class (of all views, numbered together): where in the memory a value of that
-    class was played, in order, in arrays that grow by doubling.  So the moments to
-    match are found without scanning the memory.  A place is a position in the memory's
-    (views, columns) array read flat (column + view x its width): `predict` gathers the
-    moments of all views in one array without offsetting each view's."""
+    class was played, in order.  So the moments to match are found without scanning the
+    memory.  A place is a position in the memory's (views, columns) array read flat
+    (column + view x its width): `predict` gathers the moments of all views in one array
+    without offsetting each view's.
 
-    def __init__(self, total: int):
-        self.cols = [_NONE] * total
+    The places live in slices of one array made, and written, at once (`arena`): a class
+    whose slice is full moves to one twice as long, further on.  A memory filling for
+    hours so allocates nothing and faults no page in as it learns (issue 16: arrays
+    that grew by doubling, each a new allocation, left the C heap fragmented, and the
+    private memory crept while the memory filled).  Slices left behind are reclaimed
+    when the index is made anew (`of`: at bind, and when the oldest quarter goes); until
+    then a class's slices add up to less than 4 x its places + `_FIRST` x 2, so the
+    arena holds 4 x the places of a full memory, and 2 x `_FIRST` per class (int32:
+    1.4 MB for `CAPACITY` values and 1,648 classes)."""
+
+    def __init__(self, total: int, places: int):
+        self.arena = np.zeros(4 * places + 2 * _FIRST * total, dtype=np.int32)  # (zeros: faulted in at once)
+        self.arena.fill(0)
+        self._free = 0                   # the arena's first place no slice has taken
+        self.cols = [_NONE] * total      # each class's slice (a view of the arena)
         self.count = [0] * total
+
+    def _slice(self, size: int) -> np.ndarray:
+        start = self._free
+        self._free += size
+        if self._free > self.arena.size:  # (cannot happen within the bound above)
+            raise RuntimeError("session memory index: arena full")
+        return self.arena[start:self._free]
 
     def add(self, classes, col: int, width: int) -> None:
         """A value of `classes` (one per view) played at column `col`."""
         for g in classes:
             n, cols = self.count[g], self.cols[g]
             if n == cols.size:
-                cols = self.cols[g] = np.concatenate([cols, np.empty(max(8, n), dtype=np.intp)])
+                grown = self._slice(max(_FIRST, 2 * n))
+                grown[:n] = cols
+                cols = self.cols[g] = grown
             cols[n] = col
             self.count[g] = n + 1
             col += width
@@ -274,20 +300,24 @@ class _Occurrences:
         return self.cols[g][max(0, n - limit):n]
 
     @classmethod
-    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int, width: int) -> _Occurrences:
-        """From scratch: `classes` (views, m) played at `cols` (m, in order)."""
-        occ = cls(total)
+    def of(cls, classes: np.ndarray, cols: np.ndarray, total: int, width: int, places: int) -> _Occurrences:
+        """From scratch: `classes` (views, m) played at `cols` (m, in order), in an arena
+        for `places` places at most."""
+        occ = cls(total, places)
         flat = classes.ravel()
         order = np.argsort(flat, kind="stable")  # a class's columns stay in order
         where = (cols + width * np.arange(classes.shape[0])[:, None]).ravel()[order]
         ends = np.cumsum(np.bincount(flat, minlength=total))
         for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
             start = ends[g - 1] if g else 0
-            occ.cols[g] = where[start:ends[g]].copy()
-            occ.count[g] = occ.cols[g].size
+            n = int(ends[g] - start)
+            occ.cols[g] = occ._slice(max(_FIRST, n))
+            occ.cols[g][:n] = where[start:ends[g]]
+            occ.count[g] = n
         return occ
 
 
+_FIRST = 8  # places in a class's first slice
 _NONE = np.empty(0, dtype=np.intp)
 _HASH = 0x100000001B3  # FNV's 64-bit prime: runs of value ids hashed for the verbatim cap
 _RUN_SHIFT = 64 - RUN_BITS  # a run's bit in the filter: its hash's top bits (a product mixes upward)
@@ -385,7 +415,8 @@ class SessionMemory:
             at, ivl = np.array(known).T
             self._has_ivl[_PAD + at] = True
             self._ivl[_PAD + at] = ivl
-        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total, self._seq.shape[1])
+        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total, self._seq.shape[1],
+                                    self._seq.size)
         self._n, self._found = len(self.texts), None
         self._rebuild_runs()
 
@@ -460,7 +491,7 @@ class SessionMemory:
         self._n, self._found = n, None
         cols = _PAD + np.flatnonzero(self._seq[0, _PAD:_PAD + n] >= 0)
         self._occ = _Occurrences.of(self._seq[:, cols] + self._cls.offsets[:-1, None], cols, self._cls.total,
-                                    self._seq.shape[1])
+                                    self._seq.shape[1], self._seq.size)
         self._rebuild_runs()
 
     def _rebuild_runs(self) -> None:
