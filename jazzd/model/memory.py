@@ -270,8 +270,8 @@ class _Occurrences:
     1.4 MB for `CAPACITY` values and 1,648 classes)."""
 
     def __init__(self, total: int, places: int):
-        self.arena = np.zeros(4 * places + 2 * _FIRST * total, dtype=np.int32)  # (zeros: faulted in at once)
-        self.arena.fill(0)
+        # written now (np.full), so every page is faulted in at bind, not while learning
+        self.arena = np.full(4 * places + 2 * _FIRST * total, 0, dtype=np.int32)
         self._free = 0                   # the arena's first place no slice has taken
         self.cols = [_NONE] * total      # each class's slice (a view of the arena)
         self.count = [0] * total

@@ -133,8 +133,8 @@ OPEN_SMOOTHING = 25.0  # pseudo-notes of the TYPE's open row added to each regis
 PLAYER_SMOOTHING = 50.0  # pseudo-notes of all solos' window centres added to the one drawn
 MAX_BOOST = 20.0  # at most this factor for a TYPE's probability over a chord that has it
 MIN_REACH = 20    # fewer training notes of a family over chords with a TYPE: no correction
-# The chooser's caches, bounded (a service plays for weeks: issue 16); the oldest entry
-# goes first.  A chooser belongs to a Runtime, so it outlives engines and reloads.
+# The chooser's caches, bounded (a service plays for weeks: issue 16); the least recently
+# put entry goes first (`_bounded_put`).  A chooser belongs to a Runtime, so it outlives engines and reloads.
 AGREE_CACHE = 2048  # `agrees` colours (0.75 kB each, key and factors): the TYPEs of the pitch
 #                    classes from the previous pitch; a chord's scale depends on its root, so 22
 #                    chord qualities over 12 roots make 1,308 of them (1.5 MB at most)

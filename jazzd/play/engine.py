@@ -230,7 +230,7 @@ class Engine:
         self._velocity = 90.0
         self._answer_start = 0.0
         self._turn_start = 0.0              # the beat jazzd's turn (answer, solo, duet lead) began
-        self._turn_sounded = True           # ... and whether a note of it has been planned since
+        self._turn_sounded = True           # ... and whether a note of it has gone out since
         self._answered_call: float | None = None  # the start of the call answered, while it can be withdrawn
         self._end_p: tuple[tuple, float] | None = None  # (where the call ended, end probability)
         self._aside: tuple | None = None   # duet: jazzd's line under the player's (snapshot, cursor)
