@@ -194,6 +194,44 @@ def test_listener_snaps_to_quarters_and_thirds_and_cuts_overlaps():
     assert lis.take_completed() == []
 
 
+def test_a_detached_note_in_a_run_is_heard_to_the_next_onset_and_a_real_rest_stays_a_rest():
+    """In a run (onsets at most half a beat apart) a note held for more than half the
+    time to the next onset is heard to it, as ingest rounds a note to its tatum step; it
+    waits for the next onset until none could run on from it.  A sixteenth held for half
+    of an eighth's time leaves a sixteenth's rest."""
+    lis = Listener()
+    for k in range(4):  # sixteenths held for 80% of their length: the third ends at 0.7 -> 2/3
+        lis.note_on(k * 0.25 + 0.01, 60 + k, 90, None)
+        lis.note_off(k * 0.25 + 0.2, 60 + k)
+    done = lis.take_completed(now=1.0)
+    assert [(n.onset, n.end, n.value_end) for n in done] == [(0.0, 0.25, 0.25), (0.25, 0.5, 0.5),
+                                                             (0.5, 2 / 3, 0.75)]
+    assert lis.take_completed(now=1.25) == []  # the last (0.75 -> 1.0) waits: a note at 1.25 would run on
+    assert [(n.onset, n.value_end) for n in lis.take_completed(now=1.3)] == [(0.75, 1.0)]
+    lis.note_on(1.5, 70, 90, None)
+    lis.note_off(1.74, 70)  # a sixteenth ...
+    lis.note_on(2.0, 72, 90, None)  # ... and a sixteenth's rest
+    lis.note_off(2.4, 72)  # an eighth held 80% from the beat: ends at 2.4 -> 7/3
+    lis.note_on(2.5, 74, 90, None)
+    done = lis.take_completed(now=2.5)
+    assert [(n.onset, n.value_end) for n in done] == [(1.5, 1.75), (2.0, 2.5)]
+    assert done[1].end == 7 / 3
+
+
+def test_the_engine_hears_a_staccato_sixteenth_run_as_sixteenths(bundle):
+    """A run of sixteenths played detached (80% of their length) reaches the model as
+    sixteenths; before, every fourth one was heard as a sixth and a twelfth's rest."""
+    engine = make_engine(bundle)
+    clock = ManualClock(engine, tempo=120)
+    hold_chord(clock, 0.0, [48, 52, 55])
+    play_call(clock, [60, 62, 64, 65, 67, 69, 71, 72], start=0.0, step=0.125, gate=0.1)
+    clock.run_until(1.5)
+    heard = list(engine.heard)
+    assert [round(onset, 3) for onset, _, _ in heard] == [k * 0.25 for k in range(8)]
+    assert [v.split(",")[1] for _, v, _ in heard[:-1]] == ["0.250"] * 7
+    assert engine.stats.heard_values == 8  # no rest between them
+
+
 def test_a_restored_soloist_plays_the_same_line_again(bundle):
     soloist = Soloist(Runtime(bundle), np.random.default_rng(3))
     chord = parse_chord("C7")

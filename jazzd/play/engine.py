@@ -418,11 +418,13 @@ class Engine:
             if midi is not None:
                 self.heard.append((onset, value, midi))
 
-    def _hear_player(self) -> None:
-        for note in self.listener.take_completed():
+    def _hear_player(self, now: float = math.inf) -> None:
+        """Hear the player's notes completed by beat `now` (`Listener.take_completed`;
+        the default: every note that has ended, as when jazzd takes a turn)."""
+        for note in self.listener.take_completed(now):
             self._turn_time += note.dur
             onset = note.onset if self._cursor is None else max(note.onset, self._cursor)
-            dur = note.end - onset
+            dur = note.value_end - onset
             if dur < MIN_DUR - _EPS:
                 continue
             self._hear_rest(onset)
@@ -435,7 +437,7 @@ class Engine:
         s = self.settings
         now = self.beat_of(t)
         plan = Plan([])
-        self._hear_player()
+        self._hear_player(now)
         self._sounding = [n for n in self._sounding if n.end > now + _EPS]
         if s.mode == "call":
             if self._state == "listen":

@@ -5,15 +5,25 @@ Pure Python; the engine's thread.  Never imports numpy, tensorflow or music21.
 Times are beats (floats, from the transport's start).  Onsets and ends snap to the
 nearest point of the beat grid (`jazzd.music.timeline`: 1/4 or 1/3 of a beat),
 so a note played up to 1/24 beat early or late lands on its intended position.  The line
-is monophonic: a new note cuts the one before it.  The raw onsets (before snapping;
+is monophonic: a new note cuts the one before it.  In a run (the next onset at most
+`RUN_BEATS`, half a beat, later) a note held for more than half the time to the next
+onset is heard to it (`HeardNote.value_end`): the silence is how it was played
+(detached), not a rest, as ingest rounds a transcribed note's length to its tatum step
+(at least one: in a run, the time between the onsets).  So the model hears a staccato
+run as the run it learnt: before, a sixteenth played at 80% of its length ending at 0.7
+of a beat snapped to 0.667 (a sixth and a twelfth's rest, every fourth note of a run),
+an eighth at 80% from the beat to 1/3 (a triplet eighth and a sixth's rest).  A note
+held for half that time or less leaves a rest (a sixteenth and a sixteenth's rest).  The raw onsets (before snapping;
 one per grid position, the first) of about the last `RAW_ONSETS` notes are kept for the
 feel meter (`raw_onsets`: what `feel = "player"` follows), with their raw ends (`raw_notes`:
 what `articulation = "player"` follows).  A note is complete when it has ended
-(or been cut); `take_completed` hands completed notes over in order.
+(or been cut) and the next note has started or can no longer start a run with it;
+`take_completed` hands completed notes over in order.
 """
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
@@ -21,7 +31,10 @@ from jazzd.music.chords import Chord
 from jazzd.music.timeline import snap
 
 MIN_BEATS = 1 / 12
+RUN_BEATS = 1 / 2  # beats: a note the next follows this soon is in a run (see above)
+LATE = 1 / 24  # beats: how late a note may be played and still snap to its grid point
 RAW_ONSETS = 64
+_EPS = 1e-9
 
 
 @dataclass
@@ -30,11 +43,32 @@ class HeardNote:
     pitch: int
     velocity: int
     chord: Chord | None    # the chord sounding when it was played
-    end: float | None = None
+    end: float | None = None     # beats, on the grid: where it stopped sounding
+    next_onset: float | None = None  # the next note's, if it ran on to it (see the module)
 
     @property
     def dur(self) -> float:
+        """How long it sounded (beats)."""
         return (self.end or self.onset) - self.onset
+
+    @property
+    def value_end(self) -> float | None:
+        """Where its value ends as heard: the next onset in a run it was held for
+        more than half of, else where it stopped sounding."""
+        return self.next_onset if self.next_onset is not None else self.end
+
+
+def _runs_on(note: HeardNote, onset: float) -> bool:
+    """Whether `note` (ended) is heard to the next note, at grid point `onset`: the two
+    are in a run and it sounded for more than half the time between them."""
+    ioi = onset - note.onset
+    return ioi <= RUN_BEATS + _EPS and 2 * note.dur > ioi + _EPS
+
+
+def _settled(note: HeardNote) -> float:
+    """The beat from which no next onset could make `note` run on (one played up to
+    `LATE` late still snaps to its grid point)."""
+    return max(note.end, note.onset + min(RUN_BEATS, 2 * note.dur) + LATE)
 
 
 class Listener:
@@ -75,6 +109,8 @@ class Listener:
             return self._held
         if self._held is not None:
             self._end(self._held, onset, beat)
+        elif self._notes and self._notes[-1].end is not None and _runs_on(self._notes[-1], onset):
+            self._notes[-1].next_onset = onset  # (not yet handed over: see take_completed)
         if not self._raw or snap(self._raw[-1][0]) != onset:
             self._raw.append([beat, None])
         note = HeardNote(onset, pitch, velocity, chord)
@@ -93,10 +129,15 @@ class Listener:
         if self._raw and self._raw[-1][1] is None:
             self._raw[-1][1] = max(raw, self._raw[-1][0])
 
-    def take_completed(self) -> list[HeardNote]:
-        """Completed notes, oldest first; they are handed over once."""
-        done = [n for n in self._notes if n.end is not None]
-        self._notes = [n for n in self._notes if n.end is None]
+    def take_completed(self, now: float = math.inf) -> list[HeardNote]:
+        """Completed notes at beat `now`, oldest first; they are handed over once.  A
+        note that has ended waits until the next one starts or could no longer run on
+        to it, even played late (the default `now`: every note that has ended goes)."""
+        notes, k = self._notes, 0
+        while k < len(notes) and notes[k].end is not None \
+                and (k + 1 < len(notes) or now >= _settled(notes[k]) - _EPS):
+            k += 1
+        done, self._notes = notes[:k], notes[k:]
         return done
 
     def reset(self) -> None:
