@@ -10,7 +10,7 @@ import pytest
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
 from jazzd.music.timeline import snap
-from jazzd.play.engine import Engine, Settings
+from jazzd.play.engine import ASIDE_MIN_BEATS, Engine, Settings
 from jazzd.play.events import NoteOff, NoteOn
 from jazzd.play.offline import ManualClock
 
@@ -144,6 +144,33 @@ def test_with_overlap_jazzd_thins_out_under_the_player_rather_than_stopping(bund
         sent = clock.run_until(19 * SPB)
         counts[share] = sum(1 for e in sent if e.kind == "on" and 4.5 * SPB < e.t < 19 * SPB)
     assert counts[0.0] == 0 < counts[0.3] < counts[1.0]
+
+
+@pytest.mark.parametrize("seed", range(4))
+@pytest.mark.parametrize("share", [0.1, 1.0])
+def test_under_the_player_jazzd_moves_in_eighths_and_comes_in_on_a_beat(bundle, seed, share):
+    """Under a sixteenth-note phrase jazzd's line is no busier than eighths (no value
+    shorter than ASIDE_MIN_BEATS), and after resting until the budget holds an eighth it
+    comes in with a note, on the beat it goes on from (at the default share, every note
+    it plays under the player), even from a model that would rather rest (every rest
+    as likely as the likeliest value)."""
+    engine, clock = duet(bundle, seed=seed, overlap=share)
+    runtime, (rests, _) = engine.soloist.runtime, engine.soloist._rest_table
+    step = runtime.step
+
+    def resting(token, features):
+        probs = step(token, features).copy()
+        probs[rests] = probs.max()
+        return probs / probs.sum()
+
+    runtime.step = resting
+    play(clock, phrase(3, [60 + (5 * k) % 12 for k in range(96)], step=0.25, gate=0.2))  # 24 beats, 80% held
+    sent = clock.stop(30 * SPB)
+    under = [(on / SPB, off / SPB) for on, off in intervals(sent) if 3.5 * SPB < on < 26.5 * SPB]
+    assert len(under) >= (3 if share < 0.5 else 12) and engine.stats.aside_notes >= len(under)
+    assert all(off - on >= ASIDE_MIN_BEATS - 1e-6 for on, off in under), under
+    if share < 0.5:
+        assert all(abs(on - round(on)) < 1e-6 for on, _ in under), under
 
 
 # --- gaps ----------------------------------------------------------------------------------

@@ -294,6 +294,25 @@ def test_the_engine_teaches_it_the_players_values_and_breaks_the_line_where_it_a
     assert len([t for t in memory.texts if t is not None and t[0] != "R"]) == 11
 
 
+@pytest.mark.parametrize("imitation", [0.0, 1.0])
+def test_the_line_under_the_player_neither_breaks_nor_joins_the_players_line(bundle, imitation):
+    """In a duet, jazzd's line under the player's (overlap) is jazzd's: the memory learns
+    the player's phrase whole, no break where jazzd's line played and none of its rests
+    (before, each of its values cut the player's line and its rests were learned)."""
+    engine = Engine(Runtime(bundle), np.random.default_rng(2),
+                    Settings(mode="duet", overlap=1.0, imitation=imitation))
+    clock = ManualClock(engine, tempo=120)
+    hold_chord(clock, 0.0, [48, 52, 55])
+    pitches = [60 + (5 * k) % 12 for k in range(48)]  # 12 beats of eighths, held 80%: no rest between
+    play_call(clock, pitches, start=1.0, step=0.25, gate=0.2)
+    clock.run_until(8.0)  # (the phrase is still going on: jazzd has not taken the lead)
+    assert engine.stats.aside_notes > 0, "jazzd's line played nothing under the player's"
+    memory = engine.memory
+    assert [t for t in memory.texts if t is None or t[0] == "R"] == []
+    heard = [v for _, v, _ in engine.heard]
+    assert memory.texts == heard
+
+
 def render(bundle, memory, imitation, seed=3):
     engine = Engine(Runtime(bundle), np.random.default_rng(seed), Settings(mode="call", imitation=imitation),
                     memory=memory)

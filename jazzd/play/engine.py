@@ -81,13 +81,18 @@ and its own line; whoever leads owns the timeline:
   may sound at most `overlap` (default 0.1) times as long as the player's have sounded
   so far in this turn, every note counted whole when it is planned, so it overlaps the
   player at most that share of the player's sounding time.  0 = it rests.  The line
-  rests (the model with it: no steps) until the budget holds an eighth note
-  (`ASIDE_MIN_BEATS`), plays what fits, and rests again at the first note that does
-  not: at the default, after 5 beats of the player's notes it may add an eighth, over
-  a 4-bar phrase about 1.6 beats of notes.  What this costs, with the shipped model at
-  240 bpm under the player's 16th notes (4 heard values a beat): 0.83 ms a beat
-  median with overlap 0.1, 0.74 ms with 0, against 0.35 ms when duet did not listen
-  (every note heard is a model step);
+  rests (the model with it: no steps; it hears its silence bar by bar as bar lines
+  pass) until the budget holds an eighth note (`ASIDE_MIN_BEATS`), comes in on the next
+  beat with a note (no rest drawn first: it waited to play), moves no faster than
+  eighths (no value shorter than `ASIDE_MIN_BEATS`: a line under a soloist thins out,
+  it does not double a sixteenth run), draws notes only as long as the budget holds,
+  and rests again, drawing nothing, once the budget holds no eighth: at the default,
+  after 5 beats of the player's notes it adds an eighth, over a 4-bar phrase about 1.6
+  beats of notes.  It is jazzd's line, not the player's: it neither breaks the
+  player's line in the session memory nor is learnt by it.  What this costs, with the
+  shipped model at 240 bpm under the player's detached 16th notes (4 heard values a
+  beat; one value of jazzd's line, and a rest, in the beats it comes in):
+  `bench/engine.py`, bench/RESULTS.md;
 - after `duet.gap_beats` (0.5) of the player's silence, jazzd fills the gap from the
   next beat (a gap of 2 beats after a note ending on beat b is filled from b + 1): what
   of the line under the player would sound past that beat is cut, and jazzd's line
@@ -97,7 +102,7 @@ The player's melody still sets the dynamics.
 
 Session memory (`jazzd.model.memory`): every value the engine hears (the player's notes
 and the rests between them, as they reach the model) is also learned by `memory`, never
-a value jazzd plays; the soloist mixes the memory into the model's choice as much as
+a value jazzd plays (nor a rest of jazzd's line); the soloist mixes the memory into the model's choice as much as
 `imitation` says (0: not at all, the decoding of an engine without memory).  The memory
 outlives the engine: the daemon hands the same one to the engine of a new model.  At
 `imitation` above 0 (with `follow_register`) an answer or duet turn is placed from the
@@ -409,7 +414,8 @@ class Engine:
         bar_pos, first = self._position(onset)
         value = encode_value(midi, dur, chord or NO_CHORD, self._prev_in_bar)
         self.soloist.hear(value, bar_pos, first, chord, midi)
-        self.memory.learn(value, midi)
+        if not own:  # (the memory learns the player's line, never jazzd's: its rests included)
+            self.memory.learn(value, midi)
         if midi is not None:
             self._prev_in_bar = midi
         self._cursor = onset + dur
@@ -568,12 +574,22 @@ class Engine:
         if cursor is not None and cursor >= horizon - _EPS:
             return  # planned that far already
         if s.overlap * self._player_time(now) - self._overlap_spent < ASIDE_MIN_BEATS - _EPS:
-            return  # not an eighth to spend: the line rests (and the model with it)
+            # not an eighth to spend: the line rests, and the model with it, bar by bar
+            # as bar lines pass (so coming in again costs one rest, not a bar's worth)
+            bar_line = math.floor(now / s.beats_per_bar + _EPS) * s.beats_per_bar
+            if cursor is not None and cursor < bar_line - _EPS:
+                main = self._line()
+                self._set_line(self._aside)
+                self._hear_rest(bar_line, own=True)
+                self._aside = self._line()
+                self._set_line(main)
+            return
         main = self._line()
         self._set_line(self._aside)
-        if cursor is not None and cursor < now - _EPS:
+        rested = cursor is not None and cursor < now - _EPS
+        if rested:
             self._hear_rest(math.floor(now + _EPS) + 1, own=True)  # it rested: go on from the next beat
-        self._plan_until(horizon, now, plan, aside=True)
+        self._plan_until(horizon, now, plan, aside=True, enter=rested)
         self._aside = self._line()
         self._set_line(main)
 
@@ -615,10 +631,11 @@ class Engine:
             solo.prev_midi = self.register.re_entry(solo.prev_midi, s.imitation)  # (the snapshot keeps the old)
         return start
 
-    def _plan_until(self, horizon: float, now: float, plan: Plan, aside: bool = False) -> None:
+    def _plan_until(self, horizon: float, now: float, plan: Plan, aside: bool = False, enter: bool = False) -> None:
         """Plan jazzd's line from the cursor up to `horizon`.  With `aside`, the line
         under the player's in a duet: not kept for a roll-back, not in the trace, and
-        sounding only within the overlap budget."""
+        sounding only within the overlap budget; `enter`: it has rested until the budget
+        held a note, so it comes in with one (no rest drawn first)."""
         s = self.settings
         end = self._answer_end if self._state == "answer" and not aside else math.inf
         sampling = self.soloist.sampling  # settings may have changed since the last beat
@@ -628,15 +645,24 @@ class Engine:
         self.soloist.imitation = s.imitation
         pending: list[tuple[float, float, int, int, str]] = []  # grid onset, end, midi, velocity, value
         while self._cursor < min(horizon, end) - _EPS:
+            if aside:
+                budget = s.overlap * self._player_time(now) - self._overlap_spent
+                if budget < ASIDE_MIN_BEATS - _EPS:
+                    break  # no note it may play would fit: it rests, drawing nothing
             onset = self._cursor
             chord = self._chord(onset) or _DEFAULT_PROGRESSION.chord_at(onset)
             snapshot = None if aside else self._snapshot()
             bar_pos, first = self._position(onset)
-            # a turn's first note comes within OPENING_REST beats of its start (and in the
-            # first half of an answer): no longer rest before it
-            opening = math.inf if aside or self._turn_sounded else \
-                max(self._turn_start + min(OPENING_REST, (end - self._turn_start) / 2) - onset, 0.0)
-            value, midi, dur = self.soloist.play(bar_pos, first, chord, opening)
+            if aside:  # under the player's line: no busier than eighths, notes that fit the
+                # budget, coming in with one after a rest, and the player's line goes on
+                value, midi, dur = self.soloist.play(bar_pos, first, chord, 0.0 if enter else math.inf,
+                                                     ASIDE_MIN_BEATS, budget, cut=False)
+                enter = False
+            else:  # a turn's first note comes within OPENING_REST beats of its start (and
+                # in the first half of an answer): no longer rest before it
+                opening = math.inf if self._turn_sounded else \
+                    max(self._turn_start + min(OPENING_REST, (end - self._turn_start) / 2) - onset, 0.0)
+                value, midi, dur = self.soloist.play(bar_pos, first, chord, opening)
             stop = min(keep_the_beat(onset, dur), end)
             dur = stop - onset
             if abs(dur - parse_value(value).dur) > _EPS:  # the beat, the answer's end, MIN_DUR

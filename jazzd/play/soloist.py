@@ -41,6 +41,15 @@ class Sampling:
     top_p: float = 0.95
 
 
+def _without(probs: np.ndarray, ids: np.ndarray) -> np.ndarray:
+    """`probs` with `ids` set to 0 (a copy), unless that leaves nothing to draw."""
+    if ids.size == 0:
+        return probs
+    masked = probs.copy()
+    masked[ids] = 0.0
+    return masked if masked.sum() > 0 else probs
+
+
 class Soloist:
     """Advances the LSTM one value at a time, either listening or playing.
 
@@ -49,11 +58,12 @@ class Soloist:
 
     With a session `memory` and `imitation` above 0, the model's distribution is mixed
     with the memory's before the draw (`SessionMemory.mix`), the context being the
-    timeline's last values, heard and played; `hint` then holds the player's interval
-    for the value drawn, if it continued a figure of theirs, and `play` takes that pitch
-    when it fits.  The memory learns nothing here (the engine teaches it the player's
-    values); each value jazzd plays interrupts the player's line in it (`cut`).  At
-    imitation 0 the memory is never asked: decoding is exactly what it is without one.
+    timeline's last values, heard and played; after `play` draws a note, `hint` holds the
+    player's interval for it, if it continued a figure of theirs, and `play` takes that
+    pitch when it fits.  The memory learns nothing here (the engine teaches it the player's
+    values); each value jazzd plays interrupts the player's line in it (`cut`), unless it
+    is of a line under the player's (`cut=False`).  At imitation 0 the memory is never
+    asked: decoding is exactly what it is without one.
     """
 
     def __init__(self, runtime: Runtime, rng: np.random.Generator, sampling: Sampling | None = None,
@@ -78,13 +88,14 @@ class Soloist:
         self.hint: Hint | None = None
         self._context: tuple[int, ...] = ()  # the timeline's last ORDER value ids
         self._own = 0                        # how many of them, at the end, jazzd played
+        self._hint_token: int | None = None  # the value drawn last, if the memory was asked
 
     def reset(self) -> None:
         self.runtime.reset()
         self.prev_token = self.runtime.bos
         self.prev_midi = None
         self.line = Line()
-        self._context, self._own, self.hint = (), 0, None
+        self._context, self._own, self.hint, self._hint_token = (), 0, None, None
         if self.memory is not None:
             self.memory.cut()
 
@@ -121,16 +132,21 @@ class Soloist:
         self.prev_midi = midi
 
     def next_value(self, bar_pos: float, first_in_bar: bool, chord: Chord | None,
-                   max_rest: float = math.inf) -> str:
+                   max_rest: float = math.inf, min_dur: float = 0.0, max_note: float = math.inf,
+                   cut: bool = True) -> str:
         """Sample the value that starts at `bar_pos` over `chord`, and commit to it; a
-        rest only if it lasts at most `max_rest` beats (a turn that has to begin)."""
+        rest only if it lasts at most `max_rest` beats (a turn that has to begin), a note
+        only if at most `max_note` (what a budget holds), and nothing shorter than
+        `min_dur` beats (a line that must not get busy).  `cut`: the value interrupts the
+        player's line in the memory (not so for a line played under the player's, which
+        goes on)."""
         probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
         memory = self.memory
         imitate = memory is not None and self.imitation > 0
-        if memory is not None:
+        if memory is not None and cut:
             memory.cut()  # jazzd plays: the player's line is interrupted
-            if imitate:
-                probs = memory.mix(probs, self._context, self._own, self.imitation)
+        if imitate:
+            probs = memory.mix(probs, self._context, self._own, self.imitation)
         # The chooser corrects the TYPE for the chord sounding, after the memory's mix
         # (whose values were learned over other chords), then the values for the pitch
         # they start from and the line so far.
@@ -140,15 +156,15 @@ class Soloist:
                 probs = self.chooser.fits(probs, chord, self.prev_midi, self.line, self.player)
         if max_rest < math.inf:
             ids, durs = self._rest_table
-            longer = ids[durs > max_rest + 1e-6]
-            if longer.size:
-                masked = probs.copy()
-                masked[longer] = 0.0
-                if masked.sum() > 0:  # (else nothing else could be drawn: as it is)
-                    probs = masked
+            probs = _without(probs, ids[durs > max_rest + 1e-6])
+        if min_dur > 0 or max_note < math.inf:
+            durs, rest = self._durations
+            probs = _without(probs, np.flatnonzero((durs < min_dur - 1e-6) | (~rest & (durs > max_note + 1e-6))))
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
-        self.hint = memory.interval_for(token) if imitate else None
+        # the player's interval for it, if the memory has one, is looked up by `play`
+        # when the value turns out to be a note (a rest needs none)
+        self.hint, self._hint_token = None, token if imitate else None
         self.prev_token = token
         self._context = (*self._context[1 - ORDER:], token)
         self._own += 1
@@ -160,15 +176,18 @@ class Soloist:
         self.prev_token = self.vocab.index(value)
         self._context = (*self._context[:-1], self.prev_token)
 
-    def play(self, bar_pos: float, first_in_bar: bool, chord: Chord,
-             max_rest: float = math.inf) -> tuple[str, int | None, float]:
+    def play(self, bar_pos: float, first_in_bar: bool, chord: Chord, max_rest: float = math.inf,
+             min_dur: float = 0.0, max_note: float = math.inf, cut: bool = True) -> tuple[str, int | None, float]:
         """Sample a value and decode it: (value, MIDI pitch or None for a rest, beats);
-        a rest of at most `max_rest` beats (`next_value`).
+        a rest of at most `max_rest` beats, a note of at most `max_note`, nothing
+        shorter than `min_dur` (`next_value`; and `cut`).
         Where the session memory offers the player's own interval for it (`hint`) and
         that pitch fits the value, the pitch is the player's interval from the last note."""
-        value = self.next_value(bar_pos, first_in_bar, chord, max_rest)
+        value = self.next_value(bar_pos, first_in_bar, chord, max_rest, min_dur, max_note, cut)
         midi, dur = decode_value(parse_value(value), chord, self.prev_midi, self.pitch_range, self.rng,
                                  self.chooser, self.line)
+        if midi is not None and self._hint_token is not None:
+            self.hint = self.memory.interval_for(self._hint_token)
         if self.hint is not None and midi is not None:
             hinted = hinted_pitch(self.hint, value, chord, self.prev_midi, self.pitch_range)
             if hinted is not None and hinted != midi:
@@ -183,6 +202,13 @@ class Soloist:
         if midi is not None:
             self._note(midi, value)
         return value, midi, dur
+
+    @cached_property
+    def _durations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every value's length (beats), and whether it is a rest, by id."""
+        values = self.vocab.values
+        return (np.array([parse_value(v).dur for v in values], dtype=np.float64),
+                np.array([v.startswith("R,") for v in values], dtype=bool))
 
     @cached_property
     def _rest_table(self) -> tuple[np.ndarray, np.ndarray]:
