@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_right
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -82,15 +82,22 @@ class Articulation:
 
     cells: dict[str, tuple[int, tuple[float, ...]]]
     info: dict
+    # the cell found for each (length class, position, tempo band, final): `cell` runs
+    # for every note jazzd plays, its backed-off keys are strings made anew each time
+    _found: dict = field(default_factory=dict, compare=False, repr=False)
 
     def cell(self, span_beats: float, position_in_beat: float, tempo_bpm: float,
              phrase_final: bool) -> tuple[str, int, tuple[float, ...]]:
         """(key, notes counted, quantiles) of the most specific cell the table holds."""
-        for key in backoff_keys(length_class(span_beats), position(position_in_beat),
-                                tempo_band(tempo_bpm), phrase_final):
+        kind = (length_class(span_beats), position(position_in_beat), tempo_band(tempo_bpm), bool(phrase_final))
+        found = self._found.get(kind)
+        if found is not None:
+            return found
+        for key in backoff_keys(*kind):
             if key in self.cells:
                 n, q = self.cells[key]
-                return key, n, q
+                found = self._found[kind] = (key, n, q)
+                return found
         raise InputError("the articulation table has no cell for all notes ('*|*|*|*'); write it again "
                          "with `jazzd articulation`")
 
