@@ -82,8 +82,9 @@ and its own line; whoever leads owns the timeline:
   so far in this turn, every note counted whole when it is planned, so it overlaps the
   player at most that share of the player's sounding time.  0 = it rests.  The line
   rests (the model with it: no steps; it hears its silence bar by bar as bar lines
-  pass) until the budget holds an eighth note (`ASIDE_MIN_BEATS`), comes in on the next
-  beat with a note (no rest drawn first: it waited to play), moves no faster than
+  pass) until the budget holds an eighth note (`ASIDE_MIN_BEATS`), comes in with a note
+  on the beat after next (no rest drawn first: it waited to play; its silence is heard
+  in one beat, its note drawn in the next, so no beat pays for both), moves no faster than
   eighths (no value shorter than `ASIDE_MIN_BEATS`: a line under a soloist thins out,
   it does not double a sixteenth run), draws notes only as long as the budget holds,
   and rests again, drawing nothing, once the budget holds no eighth: at the default,
@@ -239,6 +240,7 @@ class Engine:
         self._answered_call: float | None = None  # the start of the call answered, while it can be withdrawn
         self._end_p: tuple[tuple, float] | None = None  # (where the call ended, end probability)
         self._aside: tuple | None = None   # duet: jazzd's line under the player's (snapshot, cursor)
+        self._aside_enters: float | None = None  # ... the beat it comes in at, after resting
         self._turn_time = 0.0              # duet: beats the player's notes sounded this turn
         self._overlap_spent = 0.0          # duet: beats jazzd's notes sounded under them
         # What it did, for tests, logs and the status line (bounded).  `trace` and `heard`
@@ -557,7 +559,7 @@ class Engine:
         if self.settings.overlap > 0 and self._chord(at) is not None:
             main = self._line()
             self._hear_rest(at, own=True)
-            self._aside = self._line()
+            self._aside, self._aside_enters = self._line(), None
             self._set_line(main)
         return plan
 
@@ -584,12 +586,20 @@ class Engine:
                 self._aside = self._line()
                 self._set_line(main)
             return
+        enters = self._aside_enters
+        if enters is not None and now < enters - 1 - _EPS:
+            return  # it comes in at `enters`, drawn in the beat before it
         main = self._line()
         self._set_line(self._aside)
-        rested = cursor is not None and cursor < now - _EPS
-        if rested:
-            self._hear_rest(math.floor(now + _EPS) + 1, own=True)  # it rested: go on from the next beat
-        self._plan_until(horizon, now, plan, aside=True, enter=rested)
+        if cursor is not None and cursor < now - _EPS:
+            # It rested: it hears its silence to the beat after next and comes in there,
+            # its note drawn in the next beat (silence and note in different beats: the
+            # beat's cost is one or the other).
+            self._aside_enters = math.floor(now + _EPS) + 2
+            self._hear_rest(self._aside_enters, own=True)
+        else:
+            self._plan_until(horizon, now, plan, aside=True, enter=enters is not None)
+            self._aside_enters = None
         self._aside = self._line()
         self._set_line(main)
 
