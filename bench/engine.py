@@ -9,7 +9,9 @@
    Then the same with the session memory on (imitation 1, then 0.5) and full
    (`CAPACITY` values of a player's line: phrases the model itself plays, the worst
    case for its search), with the memory's own cost per step: `mix` per value jazzd
-   plays, `learn` per value heard.
+   plays, `learn` per value heard.  And jazzd's own line at 240 bpm (solo mode: what a
+   beat costs when it leads), without and with the full memory at imitation 1, with
+   how many values it draws a beat.
 2. Offline render: 32 bars of solo mode through the manual clock (what `jazzd generate`
    does), wall time.
 3. Chord tones on strong beats (beats 1 and 3 of a bar): the share of rendered notes that
@@ -135,6 +137,37 @@ def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemor
     return out
 
 
+def lead_line_cost(bundle, beats: int, tempo: float = 240.0, memory: SessionMemory | None = None) -> dict:
+    """Per beat of jazzd's own line (solo mode, nothing heard) at `tempo`; with a
+    `memory`, at imitation 1: what a beat costs when jazzd leads (a duet's fill, an
+    answer), where every value it plays is a model step, a draw and, with the memory,
+    a mix, and a beat can hold a run of them."""
+    settings = Settings(mode="solo", imitation=1.0 if memory is not None else 0.0)
+    engine = Engine(Runtime(bundle), np.random.default_rng(0), settings, memory=memory)
+    spb, per_beat, values = 60.0 / tempo, [], []
+    drawn = 0
+    play = engine.soloist.play
+
+    def counted(*args, **kw):
+        nonlocal drawn
+        drawn += 1
+        return play(*args, **kw)
+
+    engine.soloist.play = counted
+    for k in range(beats):
+        drawn = 0
+        start = time.perf_counter_ns()
+        engine.feed(Tick(k * spb, k, tempo))
+        per_beat.append((time.perf_counter_ns() - start) / 1000)
+        values.append(drawn)
+    warm, drawn_per_beat = np.array(per_beat[8:]), np.array(values[8:])
+    return {"tempo_bpm": tempo, "beats": len(warm), "memory_values": len(memory) if memory is not None else 0,
+            "values_per_beat_mean": round(float(drawn_per_beat.mean()), 2),
+            "values_per_beat_p99": float(np.percentile(drawn_per_beat, 99)), "values_per_beat_max": int(drawn_per_beat.max()),
+            "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
+            "max_us": round(float(warm.max()), 1)}
+
+
 def offline_render(bundle, bars: int = 32) -> dict:
     prog = parse_progression(CHANGES["ii-V-I"])
     engine = Engine(Runtime(bundle), np.random.default_rng(0), Settings(mode="solo"), progression=prog)
@@ -192,6 +225,8 @@ def main() -> None:
     memory = player_memory(bundle)
     out["cost_per_beat_with_memory"] = cost_per_beat(bundle, args.beats, memory=memory)
     out["memory_learn"] = memory_learn_cost(memory)
+    out["lead_line"] = lead_line_cost(bundle, args.beats)
+    out["lead_line_with_memory"] = lead_line_cost(bundle, args.beats, memory=player_memory(bundle))
     out["render_32_bars"] = offline_render(bundle)
     chord_tones = strong_beat_chord_tones(bundle)
     real = wjd_strong_beat_chord_tones()

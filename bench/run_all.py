@@ -125,6 +125,13 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
                     "(median / p99 / max); its mix per value played (median / p99)",
                     f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c['memory_mix']['median_us']} / "
                     f"{c['memory_mix']['p99_us']}", " µs")
+        for key, label in (("lead_line", "jazzd's own line (solo) at 240 bpm"),
+                           ("lead_line_with_memory", "the same with a full session memory at imitation 1")):
+            c = r.get(key, {})
+            if c:
+                add("engine", f"{label}: per beat (median / p99 / max); values drawn a beat (mean / p99 / max)",
+                    f"{c['median_us']} / {c['p99_us']} / {c['max_us']} µs; {c['values_per_beat_mean']} / "
+                    f"{c['values_per_beat_p99']:g} / {c['values_per_beat_max']}")
         add("engine", "offline render of 32 bars", _get(r, "render_32_bars", "wall_s"), " s")
         ct = r.get("strong_beat_chord_tone_ratio", {})
         add("engine", "chord tones on beats 1 and 3: generated / real WJD",
