@@ -13,10 +13,10 @@ onset is heard to it (`HeardNote.value_end`): the silence is how it was played
 run as the run it learnt: before, a sixteenth played at 80% of its length ending at 0.7
 of a beat snapped to 0.667 (a sixth and a twelfth's rest, every fourth note of a run),
 an eighth at 80% from the beat to 1/3 (a triplet eighth and a sixth's rest).  A note
-held for half that time or less leaves a rest (a sixteenth and a sixteenth's rest).  The raw onsets (before snapping;
-one per grid position, the first) of about the last `RAW_ONSETS` notes are kept for the
-feel meter (`raw_onsets`: what `feel = "player"` follows), with their raw ends (`raw_notes`:
-what `articulation = "player"` follows).  A note is complete when it has ended
+held for half that time or less leaves a rest (a sixteenth and a sixteenth's rest).
+The raw onsets (before snapping; one per grid position, the first) of about the last
+`RAW_ONSETS` notes are kept for the feel meter (`raw_onsets`: what `feel = "player"`
+follows), with their raw ends (`raw_notes`: what `articulation = "player"` follows).  A note is complete when it has ended
 (or been cut) and the next note has started or can no longer start a run with it;
 `take_completed` hands completed notes over in order.
 """
