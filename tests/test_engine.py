@@ -206,8 +206,9 @@ def test_a_detached_note_in_a_run_is_heard_to_the_next_onset_and_a_real_rest_sta
     done = lis.take_completed(now=1.0)
     assert [(n.onset, n.end, n.value_end) for n in done] == [(0.0, 0.25, 0.25), (0.25, 0.5, 0.5),
                                                              (0.5, 2 / 3, 0.75)]
-    assert lis.take_completed(now=1.25) == []  # the last (0.75 -> 1.0) waits: a note at 1.25 would run on
-    assert [(n.onset, n.value_end) for n in lis.take_completed(now=1.3)] == [(0.75, 1.0)]
+    assert lis.waiting_beats == 0.25  # (it sounded, and counts so, while it waits)
+    assert lis.take_completed(now=1.1) == []  # the last (0.76 -> 0.95) waits: a note by 1.14 would run on
+    assert [(n.onset, n.value_end) for n in lis.take_completed(now=1.15)] == [(0.75, 1.0)]
     lis.note_on(1.5, 70, 90, None)
     lis.note_off(1.74, 70)  # a sixteenth ...
     lis.note_on(2.0, 72, 90, None)  # ... and a sixteenth's rest
@@ -216,6 +217,12 @@ def test_a_detached_note_in_a_run_is_heard_to_the_next_onset_and_a_real_rest_sta
     done = lis.take_completed(now=2.5)
     assert [(n.onset, n.value_end) for n in done] == [(1.5, 1.75), (2.0, 2.5)]
     assert done[1].end == 7 / 3
+    for k in range(4):  # eighths held 65%, judged as played: on the beat (ends snap to 1/3)
+        lis.note_on(3 + k * 0.5, 60, 90, None)  # and off it (ends snap to 3/4) alike
+        lis.note_off(3 + k * 0.5 + 0.325, 60)
+    lis.note_on(5.0, 62, 90, None)
+    assert [(n.onset, n.value_end) for n in lis.take_completed(now=5.0)] == \
+        [(2.5, 3.0), (3.0, 3.5), (3.5, 4.0), (4.0, 4.5), (4.5, 5.0)]
 
 
 def test_the_engine_hears_a_staccato_sixteenth_run_as_sixteenths(bundle):

@@ -336,6 +336,7 @@ class Engine:
         of it.)"""
         plan = Plan([])
         if self._tick is not None and tick.beat != self._tick.beat + 1:
+            self._hear_player()  # (a note that ended on the old timeline, as it was before the jump)
             plan = self._cut(tick.t)
             self._call_start = self._cursor = self._last_bar = None
             self._turn_time = self._overlap_spent = 0.0
@@ -366,6 +367,7 @@ class Engine:
         plan = self._cut(t) if self._state != "listen" or self._aside is not None else Plan([])
         self.settings.mode = mode
         self._call_start = None
+        self._hear_player()  # (a note that ended and waits to be handed over is heard, not lost)
         self.listener.reset()
         return self._merge(plan, self._update(t) if self._tick else Plan([]))
 
@@ -499,6 +501,7 @@ class Engine:
         first = min(s.end_silence_beats, s.continue_silence_beats)
         if now < self.listener.last_end + first - _EPS:
             return first
+        self._hear_player()  # the read hears the call's last note (it may still wait to be handed over)
         where = (self.listener.last_end, self._cursor)
         if self._end_p is None or self._end_p[0] != where:
             self._end_p = (where, self._end_probability())
@@ -618,9 +621,10 @@ class Engine:
         return Plan(offs, cancel_from=at)
 
     def _player_time(self, now: float) -> float:
-        """Beats the player's notes have sounded this turn, up to `now`."""
+        """Beats the player's notes have sounded this turn, up to `now`: those heard, those
+        ended but not handed over yet (`Listener.take_completed`), the one sounding."""
         since = self.listener.sounding_since
-        return self._turn_time + (max(now - since, 0.0) if since is not None else 0.0)
+        return self._turn_time + self.listener.waiting_beats + (max(now - since, 0.0) if since is not None else 0.0)
 
     def _start_playing(self, now: float, state: str) -> float:
         """Begin playing on the next beat (or bar); returns that beat."""

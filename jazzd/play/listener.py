@@ -9,8 +9,8 @@ is monophonic: a new note cuts the one before it.  In a run (the next onset at m
 `RUN_BEATS`, half a beat, later) a note held for more than half the time to the next
 onset is heard to it (`HeardNote.value_end`): the silence is how it was played
 (detached), not a rest, as ingest rounds a transcribed note's length to its tatum step
-(at least one: in a run, the time between the onsets).  So the model hears a staccato
-run as the run it learnt: before, a sixteenth played at 80% of its length ending at 0.7
+(at least one: in a run, the time between the onsets); held as played, not as snapped.
+So the model hears a staccato run as the run it learnt: before, a sixteenth played at 80% of its length ending at 0.7
 of a beat snapped to 0.667 (a sixth and a twelfth's rest, every fourth note of a run),
 an eighth at 80% from the beat to 1/3 (a triplet eighth and a sixth's rest).  A note
 held for half that time or less leaves a rest (a sixteenth and a sixteenth's rest).
@@ -45,6 +45,8 @@ class HeardNote:
     chord: Chord | None    # the chord sounding when it was played
     end: float | None = None     # beats, on the grid: where it stopped sounding
     next_onset: float | None = None  # the next note's, if it ran on to it (see the module)
+    raw_onset: float = 0.0       # beats, as played (not snapped)
+    raw_end: float | None = None
 
     @property
     def dur(self) -> float:
@@ -58,17 +60,18 @@ class HeardNote:
         return self.next_onset if self.next_onset is not None else self.end
 
 
-def _runs_on(note: HeardNote, onset: float) -> bool:
-    """Whether `note` (ended) is heard to the next note, at grid point `onset`: the two
-    are in a run and it sounded for more than half the time between them."""
-    ioi = onset - note.onset
-    return ioi <= RUN_BEATS + _EPS and 2 * note.dur > ioi + _EPS
+def _runs_on(note: HeardNote, onset: float, raw: float) -> bool:
+    """Whether `note` (ended) is heard to the next note, at grid point `onset` (played
+    at `raw`): the two are in a run and it sounded for more than half the time between
+    them, as played (the snapped ends would judge a line unevenly: an eighth held 65%
+    from the beat ends at 1/3, one from the off-beat at 3/4)."""
+    return onset - note.onset <= RUN_BEATS + _EPS and 2 * (note.raw_end - note.raw_onset) > raw - note.raw_onset + _EPS
 
 
 def _settled(note: HeardNote) -> float:
     """The beat from which no next onset could make `note` run on (one played up to
     `LATE` late still snaps to its grid point)."""
-    return max(note.end, note.onset + min(RUN_BEATS, 2 * note.dur) + LATE)
+    return max(note.end, min(note.onset + RUN_BEATS + LATE, note.raw_onset + 2 * (note.raw_end - note.raw_onset)))
 
 
 class Listener:
@@ -109,11 +112,11 @@ class Listener:
             return self._held
         if self._held is not None:
             self._end(self._held, onset, beat)
-        elif self._notes and self._notes[-1].end is not None and _runs_on(self._notes[-1], onset):
+        elif self._notes and self._notes[-1].end is not None and _runs_on(self._notes[-1], onset, beat):
             self._notes[-1].next_onset = onset  # (not yet handed over: see take_completed)
         if not self._raw or snap(self._raw[-1][0]) != onset:
             self._raw.append([beat, None])
-        note = HeardNote(onset, pitch, velocity, chord)
+        note = HeardNote(onset, pitch, velocity, chord, raw_onset=beat)
         self._notes.append(note)
         self._held = note
         return note
@@ -125,9 +128,15 @@ class Listener:
 
     def _end(self, note: HeardNote, end: float, raw: float) -> None:
         note.end = max(end, note.onset + MIN_BEATS)
+        note.raw_end = max(raw, note.raw_onset)
         self.last_end = note.end
         if self._raw and self._raw[-1][1] is None:
             self._raw[-1][1] = max(raw, self._raw[-1][0])
+
+    @property
+    def waiting_beats(self) -> float:
+        """How long the notes that have ended but are not handed over yet sounded."""
+        return sum(n.dur for n in self._notes if n.end is not None)
 
     def take_completed(self, now: float = math.inf) -> list[HeardNote]:
         """Completed notes at beat `now`, oldest first; they are handed over once.  A
