@@ -9,7 +9,8 @@ import pytest
 
 from jazzd.model.bundle import load_bundle
 from jazzd.model.runtime import Runtime
-from jazzd.music.timeline import snap
+from jazzd.model.shipped import default_model
+from jazzd.music.timeline import on_grid, snap
 from jazzd.play.engine import ASIDE_MIN_BEATS, Engine, Settings
 from jazzd.play.events import NoteOff, NoteOn
 from jazzd.play.offline import ManualClock
@@ -171,6 +172,31 @@ def test_under_the_player_jazzd_moves_in_eighths_and_comes_in_on_a_beat(bundle, 
     assert all(off - on >= ASIDE_MIN_BEATS - 1e-6 for on, off in under), under
     if share < 0.5:
         assert all(abs(on - round(on)) < 1e-6 for on, _ in under), under
+
+
+def test_with_the_shipped_model_the_line_under_the_player_keeps_to_eighths_on_the_grid():
+    """The shipped vocabulary holds values of 0.583, 0.6, 0.875 beats: drawn under the
+    player, the next value would start off the grid and the beat would cut it short.
+    So the line draws only values that end on the grid: every note it sounds under the
+    player lasts an eighth or more, from a grid point to a grid point."""
+    shipped = load_bundle(default_model())
+    for seed in range(3):
+        engine, clock = duet(shipped, seed=seed, overlap=1.0)
+        play(clock, phrase(3, [60 + (5 * k) % 12 for k in range(160)], step=0.25, gate=0.2))  # 40 beats
+        sent = clock.stop(46 * SPB)
+        under = [(on / SPB, off / SPB) for on, off in intervals(sent) if 3.5 * SPB < on < 42.5 * SPB]
+        assert len(under) >= 20
+        assert all(off - on >= ASIDE_MIN_BEATS - 1e-6 and on_grid(on) and on_grid(off) for on, off in under), under
+
+
+def test_the_budget_counts_a_note_that_waits_to_be_heard(bundle):
+    """A note that has ended but waits to be handed over (it may run on to the next)
+    still counts as the player's sounding time for the line under the player."""
+    engine, clock = duet(bundle, overlap=1.0)
+    play(clock, phrase(4, [60, 62], step=0.5, gate=0.3))  # sounding 4.0-4.333 and 4.5-4.75
+    clock.run_until(4.9 * SPB)
+    assert engine.listener.waiting_beats == pytest.approx(0.25)  # (the second is not handed over yet)
+    assert engine._player_time(4.9) == pytest.approx(1 / 3 + 1 / 4)
 
 
 # --- gaps ----------------------------------------------------------------------------------

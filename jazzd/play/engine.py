@@ -84,16 +84,19 @@ and its own line; whoever leads owns the timeline:
   rests (the model with it: no steps; it hears its silence bar by bar as bar lines
   pass) until the budget holds an eighth note (`ASIDE_MIN_BEATS`), comes in with a note
   on the beat after next (no rest drawn first: it waited to play; its silence is heard
-  in one beat, its note drawn in the next, so no beat pays for both), moves no faster than
-  eighths (no value shorter than `ASIDE_MIN_BEATS`: a line under a soloist thins out,
-  it does not double a sixteenth run), draws notes only as long as the budget holds,
+  in one beat, its note drawn in the next, so the beat that draws the note does not
+  also hear the silence), moves no faster than eighths (no value shorter than
+  `ASIDE_MIN_BEATS`, nor one that would end off the grid, where the beat would cut it
+  short: a line under a soloist thins out, it does not double a sixteenth run), draws
+  notes only as long as the budget holds,
   and rests again, drawing nothing, once the budget holds no eighth: at the default,
   after 5 beats of the player's notes it adds an eighth, over a 4-bar phrase about 1.6
   beats of notes.  It is jazzd's line, not the player's: it neither breaks the
-  player's line in the session memory nor is learnt by it.  So at most one value of
-  its line is drawn in a beat: at 240 bpm under the player's detached 16th notes (4
-  values heard a beat), with the shipped model, the p99 beat costs 0.65 ms, 0.93 with
-  a full session memory at imitation 1 (`bench/engine.py`, bench/RESULTS.md);
+  player's line in the session memory nor is learnt by it.  At the default overlap at
+  most one value of its line is drawn in a beat (at most two, eighths, at overlap 1):
+  at 240 bpm under the player's detached 16th notes (4 values heard a beat), with the
+  shipped model, the p99 beat costs 0.65 ms, 0.93 with a full session memory at
+  imitation 1 (`bench/engine.py`, bench/RESULTS.md);
 - after `duet.gap_beats` (0.5) of the player's silence, jazzd fills the gap from the
   next beat (a gap of 2 beats after a note ending on beat b is filled from b + 1): what
   of the line under the player would sound past that beat is cut, and jazzd's line

@@ -29,6 +29,7 @@ from jazzd.model.runtime import Runtime
 from jazzd.music.chords import NO_CHORD, Chord
 from jazzd.music.features import chord_class, position_class
 from jazzd.music.grammar import decode_value, encode_value, parse_value
+from jazzd.music.timeline import GRID_TWELFTHS, on_grid
 
 _FEATURES = ("position", "chord")  # what `_features` can give, in this order
 DEFAULT_RANGE = (55, 84)  # G3..C6: a tenor/alto's comfortable solo range
@@ -89,6 +90,7 @@ class Soloist:
         self._context: tuple[int, ...] = ()  # the timeline's last ORDER value ids
         self._own = 0                        # how many of them, at the end, jazzd played
         self._hint_token: int | None = None  # the value drawn last, if the memory was asked
+        self._off_grid_from: dict[int, np.ndarray] = {}  # `_off_grid`'s answers
 
     def reset(self) -> None:
         self.runtime.reset()
@@ -136,10 +138,11 @@ class Soloist:
                    cut: bool = True) -> str:
         """Sample the value that starts at `bar_pos` over `chord`, and commit to it; a
         rest only if it lasts at most `max_rest` beats (a turn that has to begin), a note
-        only if at most `max_note` (what a budget holds), and nothing shorter than
-        `min_dur` beats (a line that must not get busy).  `cut`: the value interrupts the
-        player's line in the memory (not so for a line played under the player's, which
-        goes on)."""
+        only if at most `max_note` (what a budget holds); with `min_dur`, nothing shorter
+        than that (a line that must not get busy) and, from a grid point, nothing that
+        would end off the grid (`jazzd.music.timeline`: the beat would cut it short).
+        `cut`: the value interrupts the player's line in the memory (not so for a line
+        played under the player's, which goes on)."""
         probs = self.runtime.step(self.prev_token, self._features(bar_pos, first_in_bar, chord))
         memory = self.memory
         imitate = memory is not None and self.imitation > 0
@@ -159,7 +162,10 @@ class Soloist:
             probs = _without(probs, ids[durs > max_rest + 1e-6])
         if min_dur > 0 or max_note < math.inf:
             durs, rest = self._durations
-            probs = _without(probs, np.flatnonzero((durs < min_dur - 1e-6) | (~rest & (durs > max_note + 1e-6))))
+            drop = (durs < min_dur - 1e-6) | (~rest & (durs > max_note + 1e-6))
+            if min_dur > 0 and on_grid(bar_pos):
+                drop |= self._off_grid(round((bar_pos - math.floor(bar_pos + 1e-6)) * 12) % 12)
+            probs = _without(probs, np.flatnonzero(drop))
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         # the player's interval for it, if the memory has one, is looked up by `play`
@@ -202,6 +208,16 @@ class Soloist:
         if midi is not None:
             self._note(midi, value)
         return value, midi, dur
+
+    def _off_grid(self, twelfth: int) -> np.ndarray:
+        """Per value id: whether it would end off the grid from the grid point `twelfth`
+        twelfths into a beat."""
+        found = self._off_grid_from.get(twelfth)
+        if found is None:
+            ends = twelfth + self._durations[0] * 12
+            whole = np.abs(ends - np.round(ends)) < 1e-4
+            found = self._off_grid_from[twelfth] = ~(whole & np.isin(np.round(ends).astype(int) % 12, GRID_TWELFTHS))
+        return found
 
     @cached_property
     def _durations(self) -> tuple[np.ndarray, np.ndarray]:
