@@ -7,17 +7,18 @@ nearest point of the beat grid (`jazzd.music.timeline`: 1/4 or 1/3 of a beat),
 so a note played up to 1/24 beat early or late lands on its intended position.  The line
 is monophonic: a new note cuts the one before it.  In a run (the next onset at most
 `RUN_BEATS`, half a beat, later) a note held for more than half the time to the next
-onset is heard to it (`HeardNote.value_end`): the silence is how it was played
-(detached), not a rest, as ingest rounds a transcribed note's length to its tatum step
-(at least one: in a run, the time between the onsets); held as played, not as snapped.
-So the model hears a staccato run as the run it learnt: before, a sixteenth played at 80% of its length ending at 0.7
-of a beat snapped to 0.667 (a sixth and a twelfth's rest, every fourth note of a run),
-an eighth at 80% from the beat to 1/3 (a triplet eighth and a sixth's rest).  A note
-held for half that time or less leaves a rest (a sixteenth and a sixteenth's rest).
-The raw onsets (before snapping; one per grid position, the first) of about the last
-`RAW_ONSETS` notes are kept for the feel meter (`raw_onsets`: what `feel = "player"`
-follows), with their raw ends (`raw_notes`: what `articulation = "player"` follows).  A note is complete when it has ended
-(or been cut) and the next note has started or can no longer start a run with it;
+onset, as played (not as snapped), is heard to it (`HeardNote.value_end`): the silence
+is how it was played (detached), not a rest, as ingest rounds a transcribed note's
+length to its tatum step (at least one: in a run, the time between the onsets).  So
+the model hears a staccato run as the run it learnt: before, a sixteenth played at 80%
+of its length ending at 0.7 of a beat snapped to 0.667 (a sixth and a twelfth's rest,
+every fourth note of a run), an eighth at 80% from the beat to 1/3 (a triplet eighth
+and a sixth's rest).  A note held for half that time or less leaves a rest (a
+sixteenth and a sixteenth's rest).  The raw onsets (before snapping; one per grid
+position, the first) of about the last `RAW_ONSETS` notes are kept for the feel meter
+(`raw_onsets`: what `feel = "player"` follows), with their raw ends (`raw_notes`: what
+`articulation = "player"` follows).  A note is complete when it has ended (or been
+cut) and the next note has started or can no longer start a run with it;
 `take_completed` hands completed notes over in order.
 """
 
