@@ -131,6 +131,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -582,33 +583,42 @@ class Engine:
         cursor = self._aside[1]
         if cursor is not None and cursor >= horizon - _EPS:
             return  # planned that far already
-        if s.overlap * self._player_time(now) - self._overlap_spent < ASIDE_MIN_BEATS - _EPS:
+        if self._aside_budget(now) < ASIDE_MIN_BEATS - _EPS:
             # not an eighth to spend: the line rests, and the model with it, bar by bar
             # as bar lines pass (so coming in again costs one rest, not a bar's worth)
             bar_line = math.floor(now / s.beats_per_bar + _EPS) * s.beats_per_bar
             if cursor is not None and cursor < bar_line - _EPS:
-                main = self._line()
-                self._set_line(self._aside)
-                self._hear_rest(bar_line, own=True)
-                self._aside = self._line()
-                self._set_line(main)
+                with self._on_aside():
+                    self._hear_rest(bar_line, own=True)
             return
         enters = self._aside_enters
         if enters is not None and now < enters - 1 - _EPS:
             return  # it comes in at `enters`, drawn in the beat before it
+        with self._on_aside():
+            if cursor is not None and cursor < now - _EPS:
+                # It rested: it hears its silence to the beat after next and comes in there,
+                # its note drawn in the next beat (silence and note in different beats: the
+                # beat's cost is one or the other).
+                self._aside_enters = math.floor(now + _EPS) + 2
+                self._hear_rest(self._aside_enters, own=True)
+            else:
+                self._plan_until(horizon, now, plan, aside=True, enter=enters is not None)
+                self._aside_enters = None
+
+    @contextmanager
+    def _on_aside(self):
+        """The line under the player's in place of the timeline for the block, then
+        kept, and the timeline back."""
         main = self._line()
         self._set_line(self._aside)
-        if cursor is not None and cursor < now - _EPS:
-            # It rested: it hears its silence to the beat after next and comes in there,
-            # its note drawn in the next beat (silence and note in different beats: the
-            # beat's cost is one or the other).
-            self._aside_enters = math.floor(now + _EPS) + 2
-            self._hear_rest(self._aside_enters, own=True)
-        else:
-            self._plan_until(horizon, now, plan, aside=True, enter=enters is not None)
-            self._aside_enters = None
+        yield
         self._aside = self._line()
         self._set_line(main)
+
+    def _aside_budget(self, now: float) -> float:
+        """Beats the line under the player may still sound this turn (`overlap` of the
+        player's sounding time, less what it has sounded)."""
+        return self.settings.overlap * self._player_time(now) - self._overlap_spent
 
     def _end_aside(self, start: float) -> Plan:
         """jazzd takes the lead at beat `start`: what its line under the player would
@@ -664,7 +674,7 @@ class Engine:
         pending: list[tuple[float, float, int, int, str]] = []  # grid onset, end, midi, velocity, value
         while self._cursor < min(horizon, end) - _EPS:
             if aside:
-                budget = s.overlap * self._player_time(now) - self._overlap_spent
+                budget = self._aside_budget(now)
                 if budget < ASIDE_MIN_BEATS - _EPS:
                     break  # no note it may play would fit: it rests, drawing nothing
             onset = self._cursor
@@ -694,7 +704,7 @@ class Engine:
                 continue
             self._prev_in_bar = midi
             if aside:
-                if self._overlap_spent + dur > s.overlap * self._player_time(now) + _EPS:
+                if dur > budget + _EPS:
                     break  # over the budget: the line rests until there is more to spend
                 self._overlap_spent += dur
                 self.stats.aside_notes += 1

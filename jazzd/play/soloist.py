@@ -229,8 +229,9 @@ class Soloist:
     @cached_property
     def _rest_table(self) -> tuple[np.ndarray, np.ndarray]:
         """The vocabulary's rests: their ids and lengths (beats)."""
-        rests = [(i, parse_value(v).dur) for i, v in enumerate(self.vocab.values) if v.startswith("R,")]
-        return (np.array([i for i, _ in rests], dtype=np.intp), np.array([d for _, d in rests], dtype=np.float64))
+        durs, rest = self._durations
+        ids = np.flatnonzero(rest)
+        return ids, durs[ids]
 
     def rest_probability(self, min_beats: float, bar_pos: float, first_in_bar: bool,
                          chord: Chord | None) -> float:
