@@ -57,6 +57,23 @@ def test_a_value_ends_where_the_line_keeps_the_beat(onset, dur, end):
     assert keep_the_beat(onset, dur) == pytest.approx(end, abs=1e-12)
 
 
+def test_a_tuplet_group_written_to_three_decimals_lands_on_the_grid_exactly():
+    """Values are written to three decimals (1/9 as 0.111): three of them from the beat
+    end on the triplet, not 1/3000 of a beat before it.  That sliver was heard as a
+    rest of length 0.000, which no value can be (a duet crashed on it when the player
+    came in on the triplet).  A value that really ends near the grid keeps its length."""
+    t = 122.0
+    for _ in range(3):
+        t = keep_the_beat(t, 0.111)
+    assert t == 122 + 1 / 3  # exactly: the player's note on the triplet starts here
+    t = 7.0
+    for _ in range(10):
+        t = keep_the_beat(t, 0.033)  # ten 30th-notes: 0.0033 short of the triplet
+    assert t == 7 + 1 / 3
+    assert keep_the_beat(0.2, 0.044) == pytest.approx(0.244, abs=1e-12)  # 0.006 from 1/4: its own length
+    assert keep_the_beat(0.0, 0.2) == pytest.approx(0.2, abs=1e-12)
+
+
 @pytest.fixture(scope="module")
 def shipped():
     return load_bundle(default_model())

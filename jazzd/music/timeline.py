@@ -26,6 +26,10 @@ from jazzd.music.grammar import MIN_DUR
 GRID_TWELFTHS = (0, 3, 4, 6, 8, 9)  # ascending, from 0 (`snap` relies on it)
 _SNAP_POINTS = (*GRID_TWELFTHS[1:], 12)  # after 0, which `snap` starts from
 _EPS = 1e-6
+# Within this of a grid point a value's end is on it (`keep_the_beat`): the rounding of
+# values written to three decimals (at most 0.0005 a value, ten values to a grid point
+# at most) and no more.  Tuplets meet the grid no nearer than 1/180 beat (0.0056).
+DRIFT = 0.005
 
 
 def on_grid(beat: float) -> bool:
@@ -53,15 +57,22 @@ def keep_the_beat(onset: float, dur: float) -> float:
       beat, so a tuplet group the value belongs to resolves there (a 0.333 after four
       quintuplet fifths is played as the fifth fifth);
     - a value that would end off the grid less than `MIN_DUR` (the shortest value) before
-      a beat ends on that beat instead, so no gap is left that no value can fill.
-    Otherwise the value ends where its length says.  The beat is returned exactly, so
-    float error never adds up across a solo.
+      a beat ends on that beat instead, so no gap is left that no value can fill;
+    - a value that would end within `DRIFT` of a grid point ends on it: values are
+      written to three decimals (1/3 as 0.333, 1/9 as 0.111), so three 0.111s from the
+      beat end 1/3000 of a beat short of the triplet they make.  That sliver is no
+      rest anyone played, and no value can be written that short (0.000).
+    Otherwise the value ends where its length says.  The beat and the grid points are
+    returned exactly, so float error never adds up across a solo.
     """
     end = onset + dur
     beat = math.floor(onset + _EPS) + 1
     if end > beat + _EPS and not on_grid(onset):
         return float(beat)
     if not on_grid(end):
+        point = snap(end)
+        if abs(point - end) < DRIFT:
+            return point
         beat = math.ceil(end - _EPS)
         if beat - end < MIN_DUR - _EPS:
             return float(beat)
