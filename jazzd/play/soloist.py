@@ -18,6 +18,7 @@ existed.
 from __future__ import annotations
 
 import math
+from bisect import bisect_right
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -32,6 +33,7 @@ from jazzd.music.grammar import decode_value, encode_value, parse_value
 from jazzd.music.timeline import GRID_TWELFTHS, on_grid
 
 _FEATURES = ("position", "chord")  # what `_features` can give, in this order
+DROP_CACHE = 64  # `Soloist._dropped`'s cases kept (at most 8 kB each)
 DEFAULT_RANGE = (55, 84)  # G3..C6: a tenor/alto's comfortable solo range
 
 
@@ -49,6 +51,17 @@ def _without(probs: np.ndarray, ids: np.ndarray) -> np.ndarray:
     masked = probs.copy()
     masked[ids] = 0.0
     return masked if masked.sum() > 0 else probs
+
+
+_NO_IDS = np.empty(0, dtype=np.intp)
+
+
+def _by_length(durs: np.ndarray, which: np.ndarray) -> tuple[tuple[float, ...], list[np.ndarray]]:
+    """For the values `which` selects: their lengths `durs`, distinct and sorted, and for
+    each place k in them, the ids of the values at least the k-th length long (after
+    the last, none): those longer than any length from the (k - 1)-th up to the k-th."""
+    bounds = tuple(sorted({float(d) for d in durs[which]}))
+    return bounds, [np.flatnonzero(which & (durs >= b)) for b in bounds] + [_NO_IDS]
 
 
 class Soloist:
@@ -91,6 +104,7 @@ class Soloist:
         self._own = 0                        # how many of them, at the end, jazzd played
         self._hint_token: int | None = None  # the value drawn last, if the memory was asked
         self._off_grid_from: dict[int, np.ndarray] = {}  # `_off_grid`'s answers
+        self._drops: dict[tuple, np.ndarray] = {}  # `_dropped`'s answers
 
     def reset(self) -> None:
         self.runtime.reset()
@@ -158,14 +172,11 @@ class Soloist:
             if self.prev_midi is not None:
                 probs = self.chooser.fits(probs, chord, self.prev_midi, self.line, self.player)
         if max_rest < math.inf:
-            ids, durs = self._rest_table
-            probs = _without(probs, ids[durs > max_rest + 1e-6])
+            probs = _without(probs, self._longer(self._rest_lengths, max_rest))
         if min_dur > 0 or max_note < math.inf:
-            durs, rest = self._durations
-            drop = (durs < min_dur - 1e-6) | (~rest & (durs > max_note + 1e-6))
-            if min_dur > 0 and on_grid(bar_pos):
-                drop |= self._off_grid(round((bar_pos - math.floor(bar_pos + 1e-6)) * 12) % 12)
-            probs = _without(probs, np.flatnonzero(drop))
+            twelfth = round((bar_pos - math.floor(bar_pos + 1e-6)) * 12) % 12 \
+                if min_dur > 0 and on_grid(bar_pos) else None
+            probs = _without(probs, self._dropped(min_dur, max_note, twelfth))
         s = self.sampling
         token = self.runtime.sample(probs, self.rng, temperature=s.temperature, top_k=s.top_k, top_p=s.top_p)
         # the player's interval for it, if the memory has one, is looked up by `play`
@@ -208,6 +219,40 @@ class Soloist:
         if midi is not None:
             self._note(midi, value)
         return value, midi, dur
+
+    def _longer(self, lengths: tuple[tuple[float, ...], list[np.ndarray]], beats: float) -> np.ndarray:
+        """The ids of the values longer than `beats` in `lengths` (`_by_length`)."""
+        bounds, longer = lengths
+        return longer[bisect_right(bounds, beats + 1e-6)]
+
+    def _dropped(self, min_dur: float, max_note: float, twelfth: int | None) -> np.ndarray:
+        """The ids `next_value` leaves out for `min_dur` and `max_note`, and from the grid
+        point `twelfth` twelfths into a beat (None: not on the grid) those that would end
+        off the grid; made once for each case (the budget's cases are the notes' lengths
+        it holds: a few dozen), not with a pass over the vocabulary for each value."""
+        key = (min_dur, bisect_right(self._note_lengths[0], max_note + 1e-6), twelfth)
+        found = self._drops.get(key)
+        if found is None:
+            durs, rest = self._durations
+            drop = (durs < min_dur - 1e-6) | (~rest & (durs > max_note + 1e-6))
+            if twelfth is not None:
+                drop |= self._off_grid(twelfth)
+            if len(self._drops) >= DROP_CACHE:
+                del self._drops[next(iter(self._drops))]  # (the oldest: a long session meets many budgets)
+            found = self._drops[key] = np.flatnonzero(drop)
+        return found
+
+    @cached_property
+    def _rest_lengths(self) -> tuple[tuple[float, ...], list[np.ndarray]]:
+        """`_longer`'s table of the rests."""
+        durs, rest = self._durations
+        return _by_length(durs, rest)
+
+    @cached_property
+    def _note_lengths(self) -> tuple[tuple[float, ...], list[np.ndarray]]:
+        """`_longer`'s table of the notes (`_dropped` keys its cases by their place in it)."""
+        durs, rest = self._durations
+        return _by_length(durs, ~rest)
 
     def _off_grid(self, twelfth: int) -> np.ndarray:
         """Per value id: whether it would end off the grid from the grid point `twelfth`
