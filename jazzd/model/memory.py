@@ -199,6 +199,7 @@ VIEWS: tuple[View, ...] = (
 _WEIGHTS = [v.weight for v in VIEWS]
 _HALVES2 = [v.half * v.half for v in VIEWS]
 _BACK = np.arange(ORDER)
+_AROUND = np.arange(-1, ORDER)  # a moment's successor, itself, then the values before it
 _VIEW_IDS = np.arange(len(VIEWS))
 _KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
 _STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view * _STRIDE + length
@@ -207,6 +208,7 @@ _STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view *
 _VIEW_FULL = np.repeat(_VIEW_IDS, RECENT)
 _SLOT_FULL = _VIEW_FULL * _STRIDE
 _min, _sum = np.minimum.reduce, np.add.reduce  # (the ufuncs' reduce: no method wrappers)
+_TINY = np.finfo(np.float32).tiny  # (below any mass the model's float32 probabilities give a class, but 0)
 _PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
 
 
@@ -546,7 +548,10 @@ class SessionMemory:
         if at.size == 0:
             return None
         view = _VIEW_FULL if full else np.repeat(_VIEW_IDS, [f.size for f in found])
-        cont = flat.take(at + 1)
+        # each moment's class, what followed it and the k - 1 before it, in one gather:
+        # around[:, 0] what followed, around[:, 2:] the values before, latest first
+        around = flat.take(at[:, None] - _AROUND[:k + 1])
+        cont = around[:, 0]
         # A moment a break follows continued nothing: it stays in the arrays (so the
         # views' blocks keep their shape) with match length 0, which no order, gate or
         # hint counts, and a continuation class 0 that its weight 0 leaves as it is.
@@ -561,7 +566,7 @@ class SessionMemory:
         agree = np.zeros((at.size, k), dtype=bool)
         if k > 1:
             before = cls.table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
-            back = flat.take(at[:, None] - _BACK[1:k])
+            back = around[:, 2:]
             if full:  # every view's block of RECENT moments against its row of `before`
                 np.equal(back.reshape(nviews, RECENT, k - 1), before[:, None, :],
                          out=agree.reshape(nviews, RECENT, k)[:, :, :-1])
@@ -640,15 +645,20 @@ class SessionMemory:
             if total > MAX_LAMBDA:
                 lam = [x * (MAX_LAMBDA / total) for x in lam]
                 total = MAX_LAMBDA
-            out *= 1.0 - total
-            out += lam[0] * q[:cls.size]
+            np.multiply(probs, 1.0 - total, out=out, dtype=np.float64)
+            exact = q[:cls.size]  # (q is this call's own array: scaled in place)
+            exact *= lam[0]
+            out += exact
             # a coarse class's share goes to its values as the model shares it among them
-            # (a class nothing followed has q 0: its share is 0 whatever its mass)
+            # (a class nothing followed has q 0: its share is 0 whatever its mass; one the
+            # model gave no mass has no value to take a share, so any divisor will do)
             mass = np.add.reduceat(probs.take(cls.members), cls.starts)
-            q = q[cls.size:]  # (q is this call's own array: scaled in place)
-            q *= np.array(lam).take(cls.coarse_view)
-            share = np.divide(q, mass, out=np.zeros(q.size), where=mass > 0)
-            out += probs * _sum(share.take(cls.coarse), axis=0)
+            share = q[cls.size:]
+            share *= np.array(lam).take(cls.coarse_view)
+            share /= np.maximum(mass, _TINY, out=mass)
+            spread = _sum(share.take(cls.coarse), axis=0)
+            spread *= probs
+            out += spread
         copies = self.masked = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
             return out
