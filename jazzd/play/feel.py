@@ -67,8 +67,10 @@ class Feel:
         self.model = model
         self.rng = rng
         self._delay: dict[int, float] = {}   # beat -> its downbeat's delay (beats)
+        self._oldest = 0                      # no beat before this in `_delay` (`place` trims)
         self._swung: dict[int, bool] = {}    # beat -> played as swung eighths
         self._params: tuple = ()             # (bur, delay beats, sigma beats) in use
+        self._set_key: tuple | None = None   # what `set` made them from
         self._player_key: tuple | None = None
         # The player's feel: measured beats, BUR, downbeat delay and its spread (ms).
         self.player: tuple[int, float, float, float] | None = None
@@ -106,6 +108,10 @@ class Feel:
 
     def set(self, feel: str, amount: float, tempo: float) -> None:
         """The feel for the notes planned next."""
+        key = (feel, amount, tempo, self.player)
+        if key == self._set_key:  # (as for the last notes: the usual case, at a steady tempo)
+            return
+        self._set_key = key
         bur, delay_ms = self.target(feel, tempo)
         spb = 60.0 / tempo
         spread_ms = self.model.beat_spread_ms
@@ -125,11 +131,11 @@ class Feel:
         planned at beat `now`."""
         if self.straight:
             return list(notes)
-        if self._delay:
-            low = math.floor(now) - _KEEP_BEATS
-            if min(self._delay) < low:
-                self._delay = {k: v for k, v in self._delay.items() if k >= low}
-                self._swung = {k: v for k, v in self._swung.items() if k >= low}
+        low = math.floor(now) - _KEEP_BEATS
+        if self._oldest < low - _KEEP_BEATS:  # (now and then: a dict made anew for every plan cost more than its notes)
+            self._delay = {k: v for k, v in self._delay.items() if k >= low}
+            self._swung = {k: v for k, v in self._swung.items() if k >= low}
+            self._oldest = min(self._delay, default=low)
         inside: dict[int, set[bool]] = {}
         for onset, end in notes:
             for x in (onset, end):
