@@ -4,7 +4,7 @@
                          [--warmup 5] [--reload-every SECONDS [--reload-model]]
                          [--trace [--trace-top N] [--trace-frames N]]
 
-Starts `jackd -d dummy -r 48000 -p 64` under a private name and `jazzd run --mode duet
+Starts `jackd -S -d dummy -r 48000 -p 64` under a private name and `jazzd run --mode duet
 --clock-out`; a keyboard client holds a chord and changes it every 4 bars (so the chord
 tracker and the engine keep working), a recorder takes everything jazzd sends.  Every
 window (default 60 s) it records jazzd's private memory, CPU, its send-time error
@@ -124,7 +124,7 @@ def start_jack(name: str, log: Path) -> subprocess.Popen:
     if not jackd:
         sys.exit("bench/soak.py needs jackd: apt-get install jackd2")
     with open(log, "w") as f:
-        proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+        proc = subprocess.Popen([jackd, "-S", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
                                 stdout=f, stderr=subprocess.STDOUT)
     waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
                             capture_output=True)

@@ -3,7 +3,7 @@
     python bench/timing.py [--seconds 60] [--tempo 160] [--model PATH]
     python bench/timing.py --clock link [--link-tempo 150] [--link-seconds 20]
 
-Starts `jackd -d dummy -r 48000 -p 64` under a private name, then `jazzd run` in duet
+Starts `jackd -S -d dummy -r 48000 -p 64` under a private name, then `jazzd run` in duet
 mode with `--clock-out` (so the grid it plays on arrives on the same wire as its notes),
 holds a chord into jazzd:in and records jazzd's output for N seconds.  Reports:
 - note onset error against the grid jazzd sends (beats fitted to the received MIDI clock;
@@ -72,7 +72,7 @@ def start_jack(name: str, period: int = PERIOD) -> subprocess.Popen:
     jackd = shutil.which("jackd")
     if not jackd:
         sys.exit("bench/timing.py needs jackd: apt-get install jackd2")
-    proc = subprocess.Popen([jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
+    proc = subprocess.Popen([jackd, "-S", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
                    check=True, capture_output=True)

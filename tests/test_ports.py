@@ -316,7 +316,7 @@ def test_auto_without_any_midi_system_explains_in_one_paragraph(monkeypatch):
     assert "\n" not in text
     assert text.startswith("No MIDI system could be opened: tried ALSA (no ALSA sequencer")
     assert f' and JACK (no JACK server "{absent}" is running; rtmidi: ' in text
-    assert f"`jackd -n {absent} -d dummy -r 48000 -p 64 &`" in text
+    assert f"`jackd -n {absent} -S -d dummy -r 48000 -p 64 &`" in text
     assert "sudo modprobe snd-seq" in text and "--backend" in text
     assert elapsed < 1.0, f"failing took {elapsed:.2f} s"
     if shutil.which("jack_wait"):  # and no server was started behind our back

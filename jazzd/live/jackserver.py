@@ -38,6 +38,12 @@ from jazzd.live.ports import jack_server_pid, jack_server_socket, process_alive
 NAME = "jazzd-jack"
 RATE = 48000
 PERIOD = 128            # frames: 2.7 ms at 48 kHz, kind to a busy machine
+# Synchronous mode: a client late in a cycle (jazzd's or a peer's JACK thread held up on a
+# busy machine) holds the cycle up instead of missing it.  In jack2's default asynchronous
+# mode the next cycle goes on without it and the MIDI its sender wrote in the missed
+# cycle is lost without an error (a note on that jazzd never hears, a note off that a
+# synth never gets).  The dummy driver has no hardware deadline to miss.
+SYNC = "-S"
 START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0    # jackd takes about 1.5 s to exit
 PR_SET_PDEATHSIG = 1
@@ -199,7 +205,7 @@ def start(name: str | None = None, log=None, why: str = "") -> EmbeddedServer:
     t0 = time.monotonic()
     with open(log_path, "w") as log_file:
         process = subprocess.Popen(
-            [jackd, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+            [jackd, SYNC, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
             preexec_fn=_die_with_parent(os.getpid()), start_new_session=True)
     server = EmbeddedServer(name, process.pid, owned=True, process=process)

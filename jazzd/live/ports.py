@@ -64,7 +64,7 @@ SEND_PAUSE_S = 0.005
 
 # How to fix each backend, for the error paragraph.
 FIXES = {
-    "jack": ("start a JACK server (`jackd{name} -d dummy -r 48000 -p 64 &` on a machine "
+    "jack": ("start a JACK server (`jackd{name} -S -d dummy -r 48000 -p 64 &` on a machine "
              "without sound hardware, or run under the desktop's PipeWire-JACK: "
              "`pw-jack jazzd ...`)"),
     "alsa": ("load the ALSA sequencer (`sudo modprobe snd-seq`; a service user also needs "
@@ -425,10 +425,13 @@ class MidiPorts:
     def send_all(self, messages, chunk: int = SEND_CHUNK, pause: float = SEND_PAUSE_S) -> int:
         """Send many messages (a panic's 2,096) in chunks, pausing between them, so that
         rtmidi's JACK output ringbuffer (16 kB: about 2,300 three-byte messages) never
-        holds more than a chunk: a burst of them all at once, on a machine where JACK
-        fell behind, overflowed it and the tail was dropped (CI once got the note offs of
-        `jazzd panic` but none of its sustain-off and all-notes-off CCs).  Returns how many
-        went out."""
+        holds more than a chunk: rtmidi does not drop a message that does not fit, it
+        waits in the sending thread, yielding, until JACK has taken enough.  (CI once got
+        the note offs of `jazzd panic` but none of its sustain-off and all-notes-off CCs:
+        not an overflow, as this said before, but jack2's asynchronous mode, which loses
+        what a sender wrote in a cycle its reader ran late for; the servers jazzd and its
+        tests start run synchronously, `jazzd.live.jackserver`.)  Returns how many went
+        out."""
         sent = 0
         for k, message in enumerate(messages):
             if k and k % chunk == 0 and self.backend == "jack":
