@@ -207,7 +207,7 @@ _STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view *
 # the usual case with a memory of some size, where the views' blocks are all full.
 _VIEW_FULL = np.repeat(_VIEW_IDS, RECENT)
 _SLOT_FULL = _VIEW_FULL * _STRIDE
-_min, _sum = np.minimum.reduce, np.add.reduce  # (the ufuncs' reduce: no method wrappers)
+_sum = np.add.reduce  # (the ufunc's reduce: no method wrapper)
 _TINY = np.finfo(np.float32).tiny  # (below any mass the model's float32 probabilities give a class, but 0)
 _PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
 
@@ -241,8 +241,8 @@ class _Classes:
         self.total = int(self.offsets[-1])
         self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
-        self.view_slot = self.view_of * _STRIDE             # a class's (view, 0) slot
-        self.columns = np.ascontiguousarray(self.table.T)   # (V, views): a value's classes
+        self.global_table = (self.table + self.offsets[:-1, None]).astype(np.int16)  # numbered across the views
+        self.global_columns = np.ascontiguousarray(self.global_table.T)
         self.offsets_full = self.offsets.take(_VIEW_FULL)    # `offsets` of `_VIEW_FULL`
         coarse = self.table[1:] + self.offsets[1:-1, None]
         self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
@@ -408,7 +408,7 @@ class SessionMemory:
         cls = self._cls
         ids = np.array([-1 if t is None else self._vocab.index(t) for t in self.texts], dtype=np.intp)
         cols = _PAD + np.flatnonzero(ids >= 0)
-        classes = cls.table[:, ids[ids >= 0]]
+        classes = cls.global_table[:, ids[ids >= 0]]
         self._seq.fill(-1)
         self._seq[:, cols] = classes
         self._has_ivl.fill(False)
@@ -417,8 +417,7 @@ class SessionMemory:
             at, ivl = np.array(known).T
             self._has_ivl[_PAD + at] = True
             self._ivl[_PAD + at] = ivl
-        self._occ = _Occurrences.of(classes + cls.offsets[:-1, None], cols, cls.total, self._seq.shape[1],
-                                    self._seq.size)
+        self._occ = _Occurrences.of(classes, cols, cls.total, self._seq.shape[1], self._seq.size)
         self._n, self._found = len(self.texts), None
         self._rebuild_runs()
 
@@ -428,7 +427,7 @@ class SessionMemory:
             self._seq[:, col] = -1
         else:
             value = self._vocab.index(text)
-            self._seq[:, col] = self._cls.columns[value]
+            self._seq[:, col] = self._cls.global_columns[value]
             self._occ.add(self._cls.globals[value], col, self._seq.shape[1])
             run = self._seq[0, col + 1 - VERBATIM_CAP:col + 1].tolist()
             if min(run) >= 0:
@@ -492,8 +491,8 @@ class SessionMemory:
         self._has_ivl[_PAD + n:end] = False
         self._n, self._found = n, None
         cols = _PAD + np.flatnonzero(self._seq[0, _PAD:_PAD + n] >= 0)
-        self._occ = _Occurrences.of(self._seq[:, cols] + self._cls.offsets[:-1, None], cols, self._cls.total,
-                                    self._seq.shape[1], self._seq.size)
+        self._occ = _Occurrences.of(self._seq[:, cols], cols, self._cls.total, self._seq.shape[1],
+                                    self._seq.size)
         self._rebuild_runs()
 
     def _rebuild_runs(self) -> None:
@@ -547,51 +546,46 @@ class SessionMemory:
         at = np.concatenate(found)
         if at.size == 0:
             return None
-        view = _VIEW_FULL if full else np.repeat(_VIEW_IDS, [f.size for f in found])
+        view = _VIEW_FULL if full else at // self._seq.shape[1]  # (a place is column + view x width)
         # each moment's class, what followed it and the k - 1 before it, in one gather:
         # around[:, 0] what followed, around[:, 2:] the values before, latest first
         around = flat.take(at[:, None] - _AROUND[:k + 1])
         cont = around[:, 0]
-        # A moment a break follows continued nothing: it stays in the arrays (so the
-        # views' blocks keep their shape) with match length 0, which no order, gate or
-        # hint counts, and a continuation class 0 that its weight 0 leaves as it is.
-        live = None
-        if _min(cont) < 0:
-            live = cont >= 0
-            if not live.any():
-                return None
-            np.maximum(cont, 0, out=cont)
-        # how many values back each moment agrees with the context (at least 1): the
-        # first disagreement among the k - 1 values before it (a False column at the end)
-        agree = np.zeros((at.size, k), dtype=bool)
+        # How many values back each moment agrees with the context: 0 when a break
+        # followed it (it continued nothing), else 1 + the first disagreement among the
+        # k - 1 values before it.  So the first False of [followed by a value, agrees 1
+        # back, 2 back, ..., False] (its argmin).  A moment a break follows stays in the
+        # arrays (the views' blocks keep their shape) with match 0, which no order, gate
+        # or hint counts, and as continuation its view's first class, which its weight
+        # 0 leaves as it is.
+        agree = np.zeros((at.size, k + 1), dtype=bool)
+        np.greater_equal(cont, 0, out=agree[:, 0])
+        np.maximum(cont, cls.offsets_full if full else cls.offsets.take(view), out=cont)
         if k > 1:
-            before = cls.table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
+            before = cls.global_table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
             back = around[:, 2:]
             if full:  # every view's block of RECENT moments against its row of `before`
                 np.equal(back.reshape(nviews, RECENT, k - 1), before[:, None, :],
-                         out=agree.reshape(nviews, RECENT, k)[:, :, :-1])
+                         out=agree.reshape(nviews, RECENT, k + 1)[:, :, 1:k])
             else:
-                np.equal(back, before.take(view, axis=0), out=agree[:, :-1])
-        match = 1 + agree.argmin(axis=1)
-        if live is not None:
-            match *= live
+                np.equal(back, before.take(view, axis=0), out=agree[:, 1:k])
+        match = agree.argmin(axis=1)
         self._found = (view, at, match, cont)
         # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
         # for at least j values; N their number, D the distinct classes that followed
         # them; trust N / (N + D), the lowest order taking what the others leave.  A
         # moment matched for L values counts in the orders 1..L, so its weight is the
         # sum of those orders' coefficients.
+        # The classes are numbered across the views (`_Classes.offsets`), so a class's
+        # slot (view, match) is the same for all its moments, and the highest slot a
+        # class reached is its view's and its longest match's.
         stride = _STRIDE
-        if full:
-            g, slot = cls.offsets_full + cont, _SLOT_FULL + match
-        else:
-            g, slot = cls.offsets.take(view) + cont, view * stride + match
+        slot = _SLOT_FULL + match if full else view * stride + match
         best = self._best
-        np.maximum.at(best, g, match)
+        np.maximum.at(best, cont, slot)
         classes = best.nonzero()[0]
         at_least = np.bincount(slot, minlength=nviews * stride).tolist()
-        distinct = np.bincount(cls.view_slot.take(classes) + best.take(classes),
-                               minlength=nviews * stride).tolist()
+        distinct = np.bincount(best.take(classes), minlength=nviews * stride).tolist()
         best[classes] = 0
         # A few dozen numbers: plain Python costs less than the two dozen numpy calls
         # on (views, orders) tables this was (the same arithmetic in the same order:
@@ -615,7 +609,10 @@ class SessionMemory:
             for j in range(1, longest[v] + 1):
                 acc += coef[j]
                 weight[base + j] = acc
-        return longest, np.bincount(g, weights=np.array(weight).take(slot), minlength=cls.total)
+        if not any(longest):  # a break followed every moment
+            self._found = None
+            return None
+        return longest, np.bincount(cont, weights=np.array(weight).take(slot), minlength=cls.total)
 
     def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
         """The model's next-value distribution `probs` mixed with the memory's.
@@ -696,7 +693,7 @@ class SessionMemory:
             return None
         view, at, match, cont = self._found
         fits = (_KNOWS_INTERVAL.take(view) & (match >= self._hint_min)
-                & (cont == self._cls.columns[token].take(view)))
+                & (cont == self._cls.global_columns[token].take(view)))
         hits = np.flatnonzero(fits)
         if hits.size == 0:
             return None
