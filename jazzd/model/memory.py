@@ -550,7 +550,7 @@ class SessionMemory:
         # each moment's class, what followed it and the k - 1 before it, in one gather:
         # around[:, 0] what followed, around[:, 2:] the values before, latest first
         around = flat.take(at[:, None] - _AROUND[:k + 1])
-        cont = around[:, 0]
+        cont = around[:, 0].astype(np.intp)  # (once: maximum.at, bincount and take would each cast it)
         # How many values back each moment agrees with the context: 0 when a break
         # followed it (it continued nothing), else 1 + the first disagreement among the
         # k - 1 values before it.  So the first False of [followed by a value, agrees 1
