@@ -181,7 +181,7 @@ def test_with_the_shipped_model_the_line_under_the_player_keeps_to_eighths_on_th
     player lasts an eighth or more, from a grid point to a grid point."""
     shipped = load_bundle(default_model())
     for seed in range(3):
-        engine, clock = duet(shipped, seed=seed, overlap=1.0)
+        _engine, clock = duet(shipped, seed=seed, overlap=1.0)
         play(clock, phrase(3, [60 + (5 * k) % 12 for k in range(160)], step=0.25, gate=0.2))  # 40 beats
         sent = clock.stop(46 * SPB)
         under = [(on / SPB, off / SPB) for on, off in intervals(sent) if 3.5 * SPB < on < 42.5 * SPB]
