@@ -122,9 +122,16 @@ float or draw (the heard step's unread output layer, numpy calls in `mix`, per-c
 TYPE tables in decoding, `snap`, the chord feature's mask): per beat median 0.48 ->
 0.34 ms without memory, 0.50 -> 0.37 at imitation 1, 0.47 -> 0.36 at 0.5 (median of 3
 bench runs each, old and new back to back, load 2-3, so p99 was noise there); `mix`
-alone 8% faster (same-process A/B), between steps no change measurable.  The full
-step, `mix` and the top-p sort remain: a p99 under 1 ms needs fewer values planned in
-one beat (a structural change that moves draws), not cheaper code.
+alone 8% faster (same-process A/B), between steps no change measurable.  Since then
+the line under the player draws at most one value a beat (the engine), and `mix` lost
+a dozen numpy calls (classes numbered across the views in `_seq`, a break folded into
+the match, one gather for successor and context, one cast): 89-94 us between steps
+against 100-104 for the code before, on the same 1,192 asked cases, the same floats.
+With a full memory the bench's p99 beat (the player's 4 notes and one value of
+jazzd's) is 0.80-0.93 ms taking each beat's best of 3 runs, ~1 ms or more in single
+runs on the shared machine; about 0.3 ms of it is this memory.  What is left of `mix`
+is ~40 numpy calls each slowed by the model's steps evicting its arrays from the
+cache: another matching algorithm, or compiled code, would be the next step.
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value

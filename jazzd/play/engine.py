@@ -95,8 +95,10 @@ and its own line; whoever leads owns the timeline:
   player's line in the session memory nor is learnt by it.  At the default overlap at
   most one value of its line is drawn in a beat (at most two, eighths, at overlap 1):
   at 240 bpm under the player's detached 16th notes (4 values heard a beat), with the
-  shipped model, the p99 beat costs 0.65-0.82 ms, 0.93-1.05 with a full session
-  memory at imitation 1 (`bench/engine.py`, bench/RESULTS.md);
+  shipped model, the p99 beat costs 0.61-0.62 ms, 0.80-0.93 with a full session
+  memory at imitation 1 (`bench/engine.py`, each beat's least time over identical
+  runs; single runs on the project's shared machine 0.65-1.17 and 0.9-1.7 ms:
+  bench/RESULTS.md);
 - after `duet.gap_beats` (0.5) of the player's silence, jazzd fills the gap from the
   next beat (a gap of 2 beats after a note ending on beat b is filled from b + 1): what
   of the line under the player would sound past that beat is cut, and jazzd's line
