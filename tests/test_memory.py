@@ -651,3 +651,26 @@ def test_a_bound_memory_learns_without_allocating_its_index(bundle):
         tracemalloc.stop()
     assert memory._occ.arena is arena and len(memory) == 6000  # (no quarter dropped: the same index)
     assert grown / 6000 < 30, f"{grown / 6000:.1f} bytes a value learned"
+
+
+def test_a_vocabulary_with_more_classes_than_int16_holds_is_matched_in_every_view():
+    """The memory's array holds class numbers of all five views together (about 4x the
+    values for a vocabulary of many lengths): past 32,767 they must not wrap, or a
+    coarse view's classes turn negative, read as breaks, and that view never matches."""
+    from jazzd.music.vocab import Vocabulary
+
+    durs = [f"{k / 1000:.3f}" for k in range(1, 4501)]
+    vocab = Vocabulary([f"R,{d}" for d in durs] + [f"C,{d},<m2,P-4>" for d in durs])
+    memory = SessionMemory()
+    memory.bind(vocab)
+    assert memory._cls.total > np.iinfo(np.int16).max
+    # a rest's classes come last in every view: R,4.4xx the highest numbers of all
+    figure = ["C,4.497,<m2,P-4>", "R,4.333", "C,4.499,<m2,P-4>", "R,4.498"]
+    for _ in range(3):
+        for value in figure:
+            memory.learn(value, 60 if value.startswith("C") else None)
+        memory.cut()
+    context = [vocab.index(v) for v in figure[:3]]
+    longest, q = memory.predict(context)
+    assert longest.tolist() == [3, 3, 3, 3, 3]
+    assert int(np.argmax(q[:len(vocab.values)])) == vocab.index(figure[3])

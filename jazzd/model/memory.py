@@ -234,7 +234,7 @@ class _Classes:
     def __init__(self, values: tuple[str, ...]):
         parsed = [parse_value(v) for v in values]
         self.size = len(values)
-        self.table = np.empty((len(VIEWS), self.size), dtype=np.int16)
+        self.table = np.empty((len(VIEWS), self.size), dtype=np.int32)
         sizes = []
         for i, view in enumerate(VIEWS):
             if view.key is None:
@@ -248,7 +248,11 @@ class _Classes:
         self.total = int(self.offsets[-1])
         self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
-        self.global_table = (self.table + self.offsets[:-1, None]).astype(np.int16)  # numbered across the views
+        # numbered across the views, as the memory's array holds them: int16 (half the
+        # cache lines) while every number fits, as for a vocabulary of up to ~20,000
+        # values (the shipped 1,000 have 1,648 classes); int32 beyond, never wrapped
+        self.dtype = np.int16 if self.total <= np.iinfo(np.int16).max else np.int32
+        self.global_table = (self.table + self.offsets[:-1, None]).astype(self.dtype)
         self.global_columns = np.ascontiguousarray(self.global_table.T)
         self.offsets_full = self.offsets.take(_VIEW_FULL)    # `offsets` of `_VIEW_FULL`
         coarse = self.table[1:] + self.offsets[1:-1, None]
@@ -404,6 +408,9 @@ class SessionMemory:
             return
         self._vocab, self._values = vocab, vocab.values
         self._cls = _classes(vocab.values)
+        if self._seq.dtype != self._cls.dtype:  # (a vocabulary with more classes than int16 holds)
+            self._seq = np.full(self._seq.shape, -1, dtype=self._cls.dtype)
+            self._flat = self._seq.reshape(-1)
         self._mixed = np.zeros(len(vocab.values))
         self._best = np.zeros(self._cls.total, dtype=np.intp)  # scratch of `predict`, kept zero
         self._reindex()
