@@ -335,3 +335,18 @@ def test_every_validation_solo_played_in_a_duet_runs_through_on_the_beat():
         assert across == [], (piece.name, across[:5])
         heard += engine.stats.heard_notes
     assert played > 2_500 and heard > 10_000
+
+
+def test_a_silence_too_short_to_write_is_passed_over_not_heard(bundle):
+    """A sliver of silence between the line and the player's note (float error that no
+    grid point absorbs) would be written "R,0.000", which is no value: hearing it raised,
+    and the daemon dropped the player's note with it.  It is passed over: the cursor
+    moves on and the model hears nothing; a real short rest is still heard."""
+    engine, _clock = duet(bundle)
+    solo = engine.soloist
+    engine._cursor = 3.0 - 0.0003
+    engine._hear_rest(3.0)
+    assert engine._cursor == 3.0 and solo.prev_token == solo.runtime.bos
+    engine._cursor = 3.0 - 1 / 48
+    engine._hear_rest(3.0)
+    assert engine._cursor == 3.0 and solo.vocab.value(solo.prev_token).startswith("R,")

@@ -159,6 +159,7 @@ from jazzd.play.tracker import ChordTracker
 SUSTAIN = 64
 _EPS = 1e-6
 MAX_GAP_BARS = 2  # a longer silence is heard as this many bars of rest
+_SLIVER = 0.0005  # a silence shorter than this is written 0.000 beats: not heard (`_hear_rest`)
 OPENING_REST = 2.0  # beats: a turn's first note comes at most this long after its start
 TRACE = 512       # values played and heard kept in `Engine.trace` and `Engine.heard` (tests, renders)
 ASIDE_MIN_BEATS = 0.5  # duet: the line under the player rests until it may sound an eighth
@@ -416,7 +417,8 @@ class Engine:
         if until - self._cursor > MAX_GAP_BARS * bpb:
             self._cursor = (math.floor(until / bpb) - MAX_GAP_BARS) * bpb
         for onset, stop in rests(self._cursor, until, bpb):
-            self._hear(None, onset, stop - onset, self._chord(onset), own)
+            if stop - onset >= _SLIVER:  # (shorter is no rest, and "R,0.000" no value: it would raise)
+                self._hear(None, onset, stop - onset, self._chord(onset), own)
         self._cursor = max(self._cursor, until)
 
     def _hear(self, midi: int | None, onset: float, dur: float, chord: Chord | None, own: bool = False) -> None:
