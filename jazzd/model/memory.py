@@ -215,7 +215,7 @@ _STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view *
 _VIEW_FULL = np.repeat(_VIEW_IDS, RECENT)
 _SLOT_FULL = _VIEW_FULL * _STRIDE
 _sum = np.add.reduce  # (the ufunc's reduce: no method wrapper)
-_TINY = np.finfo(np.float32).tiny  # (below any mass the model's float32 probabilities give a class, but 0)
+_TINY = np.finfo(np.float32).smallest_subnormal  # (at or below any mass float32 probabilities give a class, but 0)
 _PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
 
 
