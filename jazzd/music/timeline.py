@@ -26,9 +26,13 @@ from jazzd.music.grammar import MIN_DUR
 GRID_TWELFTHS = (0, 3, 4, 6, 8, 9)  # ascending, from 0 (`snap` relies on it)
 _SNAP_POINTS = (*GRID_TWELFTHS[1:], 12)  # after 0, which `snap` starts from
 _EPS = 1e-6
-# Within this of a grid point a value's end is on it (`keep_the_beat`): the rounding of
-# values written to three decimals (at most 0.0005 a value, ten values to a grid point
-# at most) and no more.  Tuplets meet the grid no nearer than 1/180 beat (0.0056).
+# Within this of a grid point a value's end is on it (`keep_the_beat`): values are
+# written to three decimals, so each carries up to 0.0005 beat of rounding, and a tuplet
+# group drifts by a few thousandths (three 0.111s from a beat: 1/3000 short of the
+# triplet).  No single value of the shipped vocabulary (its 68 lengths) ends this near
+# a grid point without being on it, from any grid point; a mix of
+# tuplets can (a ninth, then a seventh: 0.004 past a sixteenth), and then ends on the
+# grid point, up to DRIFT shorter or longer than written.
 DRIFT = 0.005
 
 
@@ -62,8 +66,8 @@ def keep_the_beat(onset: float, dur: float) -> float:
       written to three decimals (1/3 as 0.333, 1/9 as 0.111), so three 0.111s from the
       beat end 1/3000 of a beat short of the triplet they make.  That sliver is no
       rest anyone played, and no value can be written that short (0.000).
-    Otherwise the value ends where its length says.  The beat and the grid points are
-    returned exactly, so float error never adds up across a solo.
+    Otherwise the value ends where its length says.  The beat and a grid point snapped
+    to are returned exactly, so float error never adds up across a solo.
     """
     end = onset + dur
     beat = math.floor(onset + _EPS) + 1
