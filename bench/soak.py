@@ -59,6 +59,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import clients, emit, is_note_on, proc_stats, start_jazzd
 
 from jazzd.live.control import Client  # (timing put the repository on sys.path)
+from jazzd.live.jackserver import SYNC
 
 SAMPLE_S = 10.0  # private memory is read this often, for the slope
 
@@ -124,7 +125,7 @@ def start_jack(name: str, log: Path) -> subprocess.Popen:
     if not jackd:
         sys.exit("bench/soak.py needs jackd: apt-get install jackd2")
     with open(log, "w") as f:
-        proc = subprocess.Popen([jackd, "-S", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
+        proc = subprocess.Popen([jackd, SYNC, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(PERIOD)],
                                 stdout=f, stderr=subprocess.STDOUT)
     waited = subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
                             capture_output=True)

@@ -49,6 +49,7 @@ import rtmidi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from jazzd.live.jackserver import SYNC  # noqa: E402
 from jazzd.live.midi import parse  # noqa: E402
 from jazzd.play.events import NoteOn  # noqa: E402
 
@@ -72,7 +73,7 @@ def start_jack(name: str, period: int = PERIOD) -> subprocess.Popen:
     jackd = shutil.which("jackd")
     if not jackd:
         sys.exit("bench/timing.py needs jackd: apt-get install jackd2")
-    proc = subprocess.Popen([jackd, "-S", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
+    proc = subprocess.Popen([jackd, SYNC, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, preexec_fn=die_with_parent)
     subprocess.run(["jack_wait", "-w", "-t", "10"], env={**os.environ, "JACK_DEFAULT_SERVER": name},
                    check=True, capture_output=True)

@@ -39,7 +39,7 @@ from pathlib import Path
 
 import pytest
 
-from jazzd.live.jackserver import remove_leftovers
+from jazzd.live.jackserver import SYNC, remove_leftovers
 
 RATE = 48000
 PERIOD = 64
@@ -151,7 +151,7 @@ def start_server(name: str | None = None, period: int = PERIOD) -> JackServer:
     t0 = time.perf_counter()
     with os.fdopen(fd, "w") as log_file:
         process = subprocess.Popen(
-            [jackd, "-S", "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
+            [jackd, SYNC, "-n", name, "-d", "dummy", "-r", str(RATE), "-p", str(period)],
             stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT, env=env,
             preexec_fn=die_with_parent)
     server = JackServer(name, process, Path(log))
