@@ -125,8 +125,10 @@ bench runs each, old and new back to back, load 2-3, so p99 was noise there); `m
 alone 8% faster (same-process A/B), between steps no change measurable.  Since then
 the line under the player draws at most one value a beat (the engine), and `mix` lost
 a dozen numpy calls (classes numbered across the views in `_seq`, a break folded into
-the match, one gather for successor and context, one cast): 89-94 us between steps
-against 100-104 for the code before, on the same 1,192 asked cases, the same floats.
+the match, one gather for successor and context, one cast): 89-94 us median against
+100-104 for the code before, the same floats, on 1,192 cases the engine asked, replayed
+in one process with four model steps before each (the bench's duet, where the engine's
+work between mixes evicts more: 130-155 us).
 With a full memory the bench's p99 beat (the player's 4 notes and one value of
 jazzd's) is 0.80-0.93 ms taking each beat's best of 3 runs, ~1 ms or more in single
 runs on the shared machine; about 0.3 ms of it is this memory.  What is left of `mix`
@@ -246,17 +248,17 @@ class _Classes:
             sizes.append(len(keys))
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
         self.total = int(self.offsets[-1])
-        self.globals = [tuple(int(g) for g in col) for col in (self.table + self.offsets[:-1, None]).T]
+        numbered = self.table + self.offsets[:-1, None]  # (views, V): the classes numbered across the views
+        self.globals = [tuple(int(g) for g in col) for col in numbered.T]  # (Python ints: the index's keys)
         self.view_of = np.repeat(np.arange(len(VIEWS)), sizes)
-        # numbered across the views, as the memory's array holds them: int16 (half the
-        # cache lines) while every number fits, as for a vocabulary of up to ~20,000
-        # values (the shipped 1,000 have 1,648 classes); int32 beyond, never wrapped
+        # as the memory's array holds them: int16 (half the cache lines) while every
+        # number fits, as for a vocabulary of up to ~20,000 values (the shipped 1,000
+        # have 1,648 classes); int32 beyond, never wrapped
         self.dtype = np.int16 if self.total <= np.iinfo(np.int16).max else np.int32
-        self.global_table = (self.table + self.offsets[:-1, None]).astype(self.dtype)
+        self.global_table = numbered.astype(self.dtype)
         self.global_columns = np.ascontiguousarray(self.global_table.T)
         self.offsets_full = self.offsets.take(_VIEW_FULL)    # `offsets` of `_VIEW_FULL`
-        coarse = self.table[1:] + self.offsets[1:-1, None]
-        self.coarse = (coarse - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
+        self.coarse = (numbered[1:] - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
         self.coarse_view = self.view_of[self.size:]           # the view of each coarse class
         # the value ids of the coarse classes, class after class, and where each class starts
         flat = self.coarse.ravel()
@@ -595,6 +597,8 @@ class SessionMemory:
         # class reached is its view's and its longest match's.
         stride = _STRIDE
         slot = _SLOT_FULL + match if full else view * stride + match
+        # (a moment a break followed counts for its view's first class at slot
+        # view * stride + 0: order 0, which the loop below never reads)
         best = self._best
         np.maximum.at(best, cont, slot)
         classes = best.nonzero()[0]

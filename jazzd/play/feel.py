@@ -67,7 +67,7 @@ class Feel:
         self.model = model
         self.rng = rng
         self._delay: dict[int, float] = {}   # beat -> its downbeat's delay (beats)
-        self._oldest = 0                      # no beat before this in `_delay` (`place` trims)
+        self._oldest = 0                      # the oldest beat in `_delay` at the last trim (`place`)
         self._swung: dict[int, bool] = {}    # beat -> played as swung eighths
         self._params: tuple = ()             # (bur, delay beats, sigma beats) in use
         self._set_key: tuple | None = None   # what `set` made them from
