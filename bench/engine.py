@@ -88,10 +88,14 @@ def _timed(fn, times: list):
     return timed
 
 
-def _stats(us) -> dict:
+def _times(us) -> dict:
     us = np.asarray(us)
-    return {"calls": int(us.size), "median_us": round(float(np.median(us)), 1),
-            "p99_us": round(float(np.percentile(us, 99)), 1), "max_us": round(float(us.max()), 1)}
+    return {"median_us": round(float(np.median(us)), 1), "p99_us": round(float(np.percentile(us, 99)), 1),
+            "max_us": round(float(us.max()), 1)}
+
+
+def _stats(us) -> dict:
+    return {"calls": len(us), **_times(us)}
 
 
 def memory_learn_cost(memory: SessionMemory, values: int = 8000) -> dict:
@@ -134,8 +138,7 @@ def cost_per_beat(bundle, beats: int, tempo: float = 240.0, memory: SessionMemor
     warm = np.array(per_beat[8:])
     out = {"tempo_bpm": tempo, "beats": len(warm), "input_events_per_beat": 9,
            "notes_played": engine.stats.played_notes,
-           "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
-           "max_us": round(float(warm.max()), 1), "budget_us_per_beat": round(spb * 1e6), "_per_beat": warm}
+           **_times(warm), "budget_us_per_beat": round(spb * 1e6), "_per_beat": warm}
     if memory is not None:
         del memory.mix  # the class's again
         out["imitation"] = imitation
@@ -171,8 +174,7 @@ def lead_line_cost(bundle, beats: int, tempo: float = 240.0, memory: SessionMemo
     return {"tempo_bpm": tempo, "beats": len(warm), "memory_values": len(memory) if memory is not None else 0,
             "values_per_beat_mean": round(float(drawn_per_beat.mean()), 2),
             "values_per_beat_p99": float(np.percentile(drawn_per_beat, 99)), "values_per_beat_max": int(drawn_per_beat.max()),
-            "median_us": round(float(np.median(warm)), 1), "p99_us": round(float(np.percentile(warm, 99)), 1),
-            "max_us": round(float(warm.max()), 1), "_per_beat": warm}
+            **_times(warm), "_per_beat": warm}
 
 
 def offline_render(bundle, bars: int = 32) -> dict:
@@ -221,10 +223,10 @@ def median_run(measure, repeats: int = 3) -> dict:
     runs is its cost with the machine's spells left out (as `timeit` takes the best of
     its repeats): its median and p99 are "median_us_best" and "p99_us_best"."""
     runs = [measure() for _ in range(repeats)]
-    best = np.min([r.pop("_per_beat") for r in runs], axis=0)
+    best = _times(np.min([r.pop("_per_beat") for r in runs], axis=0))
     runs.sort(key=lambda r: r["p99_us"])
     return {**runs[len(runs) // 2], "p99_us_runs": [r["p99_us"] for r in runs],
-            "median_us_best": round(float(np.median(best)), 1), "p99_us_best": round(float(np.percentile(best, 99)), 1)}
+            "median_us_best": best["median_us"], "p99_us_best": best["p99_us"]}
 
 
 def main() -> None:

@@ -114,28 +114,27 @@ def rows(results: dict) -> list[tuple[str, str, str]]:
         add("step", "Keras predict / numpy step+sample", _get(r, "median_ratios", "keras_predict/runtime_step_sample"), "x")
     r = results.get("engine", {})
     if r and "skipped" not in r:
+        per_beat = "(median / p99 / max; p99 of each beat's best of the 3 runs)"
+
+        def beats(c: dict) -> str:
+            return f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c.get('p99_us_best')}"
+
         c = r.get("cost_per_beat", {})
         if c:
-            add("engine", f"duet at {c['tempo_bpm']:g} bpm, engine time per beat (median / p99 / max; "
-                "p99 of each beat's best of the 3 runs)",
-                f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c.get('p99_us_best')}",
+            add("engine", f"duet at {c['tempo_bpm']:g} bpm, engine time per beat {per_beat}", beats(c),
                 f" µs (budget {c['budget_us_per_beat']} µs)")
         for key in ("cost_per_beat_with_memory", "cost_per_beat_with_memory_half"):
             c = r.get(key, {})
             if c:
                 add("engine", f"the same with a full session memory at imitation {c['imitation']:g}: per beat "
-                    "(median / p99 / max; p99 of each beat's best of the 3 runs); its mix per value played "
-                    "(median / p99)",
-                    f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c.get('p99_us_best')}; "
-                    f"{c['memory_mix']['median_us']} / {c['memory_mix']['p99_us']}", " µs")
+                    f"{per_beat}; its mix per value played (median / p99)",
+                    f"{beats(c)}; {c['memory_mix']['median_us']} / {c['memory_mix']['p99_us']}", " µs")
         for key, label in (("lead_line", "jazzd's own line (solo) at 240 bpm"),
                            ("lead_line_with_memory", "the same with a full session memory at imitation 1")):
             c = r.get(key, {})
             if c:
-                add("engine", f"{label}: per beat (median / p99 / max; p99 of each beat's best of the 3 runs); "
-                    "values drawn a beat (mean / p99 / max)",
-                    f"{c['median_us']} / {c['p99_us']} / {c['max_us']}; {c.get('p99_us_best')} µs; "
-                    f"{c['values_per_beat_mean']} / "
+                add("engine", f"{label}: per beat {per_beat}; values drawn a beat (mean / p99 / max)",
+                    f"{beats(c)} µs; {c['values_per_beat_mean']} / "
                     f"{c['values_per_beat_p99']:g} / {c['values_per_beat_max']}")
         add("engine", "offline render of 32 bars", _get(r, "render_32_bars", "wall_s"), " s")
         ct = r.get("strong_beat_chord_tone_ratio", {})
