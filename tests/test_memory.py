@@ -32,6 +32,7 @@ from jazzd.model.memory import (
 from jazzd.model.runtime import Runtime
 from jazzd.music.chords import parse_chord
 from jazzd.music.grammar import encode_value, parse_value
+from jazzd.music.vocab import Vocabulary
 from jazzd.play.engine import Engine, Settings
 from jazzd.play.offline import ManualClock
 from jazzd.play.soloist import Soloist
@@ -657,8 +658,6 @@ def test_a_vocabulary_with_more_classes_than_int16_holds_is_matched_in_every_vie
     """The memory's array holds class numbers of all five views together (about 4x the
     values for a vocabulary of many lengths): past 32,767 they must not wrap, or a
     coarse view's classes turn negative, read as breaks, and that view never matches."""
-    from jazzd.music.vocab import Vocabulary
-
     durs = [f"{k / 1000:.3f}" for k in range(1, 4501)]
     vocab = Vocabulary([f"R,{d}" for d in durs] + [f"C,{d},<m2,P-4>" for d in durs])
     memory = SessionMemory()
