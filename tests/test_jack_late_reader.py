@@ -27,6 +27,8 @@ import time
 
 import pytest
 
+from jazzd.live import rtjack
+
 from .jackserver import start_server
 
 pytestmark = pytest.mark.jack
@@ -36,6 +38,7 @@ _count = itertools.count()
 # stdin's end it prints every message it got, one a line (hex).
 READER = textwrap.dedent("""
     import sys, threading, time, rtmidi
+    from jazzd.live import rtjack
     rx = rtmidi.MidiIn(rtmidi.API_UNIX_JACK, name="late", queue_size_limit=8192)
     rx.open_virtual_port("in")
     got, done = [], threading.Event()
@@ -52,8 +55,7 @@ READER = textwrap.dedent("""
     done.set()
     thread.join()
     print("\\n".join(bytes(m).hex() for m in got), flush=True)
-    rx.close_port()
-    rx.delete()
+    rtjack.close(rx)
 """)
 
 
@@ -110,9 +112,7 @@ def sent_and_received(server_name: str, pairs: int = 120, step_s: float = 0.02,
             os.kill(reader.pid, signal.SIGCONT)
             reader.kill()
             reader.wait()
-        if keyboard is not None:
-            keyboard.close_port()
-            keyboard.delete()
+        rtjack.close(keyboard)
 
 
 @pytest.fixture

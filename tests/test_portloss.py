@@ -11,6 +11,8 @@ import time
 
 import pytest
 
+from jazzd.live import rtjack
+
 from .daemonsession import SPB, Session, call_messages, hanging
 from .jackserver import start_server
 from .test_fuzz import is_note_on
@@ -46,8 +48,7 @@ def recorder(jack_server):
 def drop(jack_server, client) -> None:
     """Close a test client: its port vanishes from the JACK graph."""
     jack_server._clients.remove(client)
-    client.close_port()
-    client.delete()
+    rtjack.close(client)
 
 
 def collect(rec, seconds: float, kbd=None, sends=()) -> list[tuple[float, bytes]]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 import rtmidi
 
 from jazzd.errors import NoMidiSystem, PortError
+from jazzd.live import rtjack
 from jazzd.live.stamps import Arrivals
 
 # Our backend names and rtmidi's API constants, in one table.
@@ -53,7 +54,8 @@ QUEUE_SIZE = 4096
 POLL_LIMIT = 1024
 # A returning JACK server's socket must stand this long before jazzd reconnects.
 SERVER_SETTLE_S = 0.5
-# After the last send, a JACK port is kept open this long before closing, so the server
+# Where `rtjack` cannot see rtmidi's JACK output queue (another python-rtmidi build), a
+# JACK port is kept open this long after the last send before closing, so the server
 # takes what rtmidi still has queued (a few periods normally; more on a loaded machine).
 JACK_DRAIN_S = 0.2
 # Many messages at once (`send_all`) go out this many at a time, this long apart: 128
@@ -214,14 +216,18 @@ def _connect(backend: str, client_name: str):
     raise NoMidiSystem(f"{head}. To fix it, {_fix_text(failed)}.")
 
 
-def _close_clients(*clients) -> None:
+def _close_clients(*clients, server_gone: bool = False) -> None:
+    """Close rtmidi clients for good: JACK's deactivated before their ports go
+    (`jazzd.live.rtjack`), unless their server is gone and nothing can race."""
     for client in clients:
-        if client is None or client.is_deleted:
-            continue
-        try:
-            client.close_port()
-        finally:
-            client.delete()
+        if server_gone:
+            if client is not None and not client.is_deleted:
+                try:
+                    client.close_port()
+                finally:
+                    client.delete()
+        else:
+            rtjack.close(client)
 
 
 def list_ports(backend: str = "auto") -> dict[str, list[str]]:
@@ -453,7 +459,7 @@ class MidiPorts:
         changes: list[str] = []
         if self.server_pid is not None and not self.offline:
             if not process_alive(self.server_pid):
-                _close_clients(self._in, self._out)
+                _close_clients(self._in, self._out, server_gone=True)
                 self._in = self._out = None
                 self.offline, self.connected = True, [False, False]
                 return ["server lost"]
@@ -481,7 +487,7 @@ class MidiPorts:
                 self.connected[k] = False
                 changes.append(f"{kind} lost")
             elif not self.connected[k] and present:
-                client.close_port()
+                rtjack.close_port(client)
                 try:
                     self.connected[k] = _open_named(client, name, (VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
                 except (rtmidi.RtMidiError, ValueError):  # gone again meanwhile: next check
@@ -525,10 +531,12 @@ class MidiPorts:
 
     def close(self) -> None:
         """Close both ports and leave the MIDI system; safe to call twice."""
-        if self._out is not None and self.backend == "jack":
+        if self._out is not None and self.backend == "jack" and rtjack.find(self._out) is None:
             # rtmidi queues JACK output for the server's next periods; a port closed at
             # once loses what is still queued.  Seen: `jazzd panic` on a loaded machine
-            # delivered 1,549 of its 2,048 note offs.  Stay until the server has had time.
+            # delivered 1,549 of its 2,048 note offs.  `rtjack.close` waits until the
+            # queue is empty; where it cannot see the queue, stay until the server has
+            # had time.
             wait = self._last_send + JACK_DRAIN_S - time.monotonic()
             if wait > 0:
                 time.sleep(wait)
