@@ -54,6 +54,7 @@ from timing import (  # noqa: E402
     start_jazzd,
 )
 
+from jazzd.live import rtjack  # noqa: E402
 from jazzd.live.control import Client  # noqa: E402
 from jazzd.live.stamps import Arrivals  # noqa: E402
 
@@ -135,8 +136,8 @@ def situation(tmp: Path, server: str, period: int, args: list[str], seconds: flo
             client.close()
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-        kbd.close_port()
-        rec.close_port()
+        rtjack.close(kbd)
+        rtjack.close(rec)
 
 
 def main() -> None:

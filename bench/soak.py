@@ -58,6 +58,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from timing import clients, emit, is_note_on, proc_stats, start_jazzd
 
+from jazzd.live import rtjack
 from jazzd.live.control import Client  # (timing put the repository on sys.path)
 from jazzd.live.jackserver import SYNC
 
@@ -214,7 +215,7 @@ def main() -> None:
                                                        "--tempo", str(args.tempo), *model])
         sock.settimeout(0)
         kbd, rec0 = clients(server)
-        rec0.close_port()  # clients() wires a recorder of its own: the child's is used
+        rtjack.close_port(rec0)  # clients() wires a recorder of its own: the child's is used
         rec = Recorder(server)
         out["start_to_ready_s"] = round(ready_s, 3)
         start = time.monotonic()

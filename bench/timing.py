@@ -49,6 +49,7 @@ import rtmidi
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from jazzd.live import rtjack  # noqa: E402
 from jazzd.live.jackserver import SYNC  # noqa: E402
 from jazzd.live.midi import parse  # noqa: E402
 from jazzd.play.events import NoteOn  # noqa: E402
@@ -187,8 +188,8 @@ def follow(tmp: Path, server: str, model: list[str], tempo: float, seconds: floa
     got = record(rec, seconds + 0.3, sends)
     proc.send_signal(signal.SIGTERM)
     proc.wait(10)
-    kbd.close_port()
-    rec.close_port()
+    rtjack.close(kbd)
+    rtjack.close(rec)
     spp, origin = np.polyfit(np.arange(len(sent)), np.array(sent), 1)  # the clock as sent
     ons = np.array([t for t, m in got if is_note_on(m)])
     return {"tempo_bpm": tempo, "seconds": seconds, "fitted_tempo_bpm": round(60.0 / (spp * 24), 3),
@@ -255,7 +256,8 @@ def link_session(tmp: Path, server: str, model: list[str], tempo: float, seconds
         got += record_arrivals(rec, seconds / 2)
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-        rec.close_port()
+        rtjack.close(_kbd)
+        rtjack.close(rec)
         log = (tmp / "jazzd.stderr").read_text()
         joined = re.search(r"joined a session of \d+ other peers? at ([\d.]+) bpm, ([\d.]+) s after start", log)
         ons = np.array([t for t, m in got if is_note_on(m)])
@@ -338,7 +340,8 @@ def main() -> None:
         }
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-        del kbd, rec
+        rtjack.close(kbd)
+        rtjack.close(rec)
 
         proc, _ready, _sock = start_jazzd(tmp, server, ["--mode", "call", "--tempo", "120", *model])
         kbd, rec = clients(server)
@@ -357,8 +360,8 @@ def main() -> None:
                        "due_within_beats": "1 beat of silence + at most 1 beat to the next beat"}
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
-        kbd.close_port()
-        rec.close_port()
+        rtjack.close(kbd)
+        rtjack.close(rec)
         out["follow"] = follow(tmp, server, model, args.follow_tempo, args.follow_seconds)
     finally:
         jack.send_signal(signal.SIGTERM)
