@@ -12,6 +12,7 @@ import time
 import pytest
 
 from jazzd.live import rtjack
+from jazzd.live.ports import open_ports
 
 from .daemonsession import SPB, Session, call_messages, hanging
 from .jackserver import start_server
@@ -158,4 +159,44 @@ def test_jazzd_survives_a_jack_server_restart_and_reopens_its_ports(tmp_path, mo
     finally:
         if s is not None:
             s.close()
+        server.stop()
+
+
+def test_a_named_port_missing_when_the_server_returns_is_connected_once_it_appears(monkeypatch):
+    """After a server restart jazzd's input waits on a virtual port for the keyboard it
+    follows by name; python-rtmidi never lets that client connect anywhere after, so
+    before jazzd replaced it, every check raised and the keyboard was never heard again."""
+    server = start_server(f"jazzd-standin-{os.getpid()}")
+    monkeypatch.setenv("JACK_DEFAULT_SERVER", server.name)
+    ports = None
+
+    def check_until(change: str, seconds: float = 5.0) -> None:
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if change in ports.check():
+                return
+            time.sleep(0.02)
+        pytest.fail(f'no "{change}" within {seconds} s')
+
+    try:
+        keyboard(server)
+        ports = open_ports("jack", "standin", input="kbd:out")
+        assert ports.connected[0]
+        server.stop()  # the keyboard goes with it
+        check_until("server lost")
+        server = start_server(server.name)
+        check_until("server back")
+        assert (ports.connected[0], ports.stand_in[0]) == (False, True)
+        kbd = keyboard(server)
+        check_until("input back")
+        assert (ports.connected[0], ports.stand_in[0]) == (True, False)
+        kbd.send_message([0x90, 60, 100])
+        deadline, got = time.monotonic() + 2, []
+        while not got and time.monotonic() < deadline:
+            got = ports.poll()
+            time.sleep(0.005)
+        assert [message for message, _ in got] == [bytes([0x90, 60, 100])]
+    finally:
+        if ports is not None:
+            ports.close()
         server.stop()

@@ -74,6 +74,42 @@ def test_close_sends_everything_queued_before_the_port_goes(monkeypatch):
         server.stop()
 
 
+def test_close_deactivates_the_client_before_its_port_goes(jack_server, monkeypatch):
+    """The order is the cure: drained, deactivated, then the port unregistered with
+    rtmidi's pointer to it already cleared, so that rtmidi's own close does nothing."""
+    calls: list[tuple[str, int | None]] = []  # (function, rtmidi's port pointer then)
+
+    class Spy:
+        def __init__(self, jack):
+            self.jack, self.lib = jack, jack.lib
+
+        def __getattr__(self, name):
+            function = getattr(self.lib, name)
+
+            def call(*args):
+                calls.append((name, self.jack.data.port))
+                return function(*args)
+            return call
+
+    real_find = rtjack.find
+
+    def spied(midi):
+        jack = real_find(midi)
+        if jack is not None:
+            jack.lib = Spy(jack)
+        return jack
+
+    monkeypatch.setattr(rtjack, "find", spied)
+    _rec, kbd = pair(jack_server, "order")
+    kbd.send_message([0x90, 60, 100])
+    rtjack.close(kbd)
+    names = [name for name, _ in calls]
+    assert names[0] == "jack_ringbuffer_read_space"  # drained first
+    assert [n for n in names if n != "jack_ringbuffer_read_space"] == ["jack_deactivate", "jack_port_unregister"]
+    assert calls[-1][1] is None and calls[-2][1] is not None  # rtmidi's port cleared in between
+    assert kbd.is_deleted
+
+
 def test_a_client_whose_port_was_closed_opens_another(jack_server):
     """`close_port` (what jazzd does when a port it follows by name comes back) leaves the
     client active: its next port carries messages."""
@@ -120,6 +156,7 @@ CLOSER = WIRE + textwrap.dedent("""
         kbd = rtmidi.MidiOut(rtmidi.API_UNIX_JACK, name="kbd")
         wire(kbd, "sink:")
         kbd.send_message([0x90, 60, 1])
+        assert rtjack.find(rec) and rtjack.find(kbd)  # (else both closed as rtmidi does)
         for client in ((rec, kbd) if k % 2 else (kbd, rec)):
             rtjack.close(client)
     print("closed", k + 1, flush=True)
@@ -135,11 +172,12 @@ CHURN = WIRE + textwrap.dedent("""
         flood.send_message([0x90, 60, 1])
         while sink.get_message():
             pass
+        assert rtjack.find(churn)
         rtjack.close(churn)  # (see above: a plain delete here)
 """)
 
 
-def test_clients_closed_while_the_graph_keeps_changing_never_crash(jack_server):
+def test_clients_closed_while_the_graph_keeps_changing_close_cleanly(jack_server):
     env = {**os.environ, "JACK_DEFAULT_SERVER": jack_server.name, "JACK_NO_START_SERVER": "1"}
     churn = subprocess.Popen([sys.executable, "-c", CHURN], env=env,
                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)

@@ -222,6 +222,9 @@ def _close_clients(*clients, server_gone: bool = False) -> None:
     for client in clients:
         if server_gone:
             if client is not None and not client.is_deleted:
+                jack = rtjack.find(client)
+                if jack is not None:
+                    jack.forget_port()
                 try:
                     client.close_port()
                 finally:
@@ -337,7 +340,9 @@ def _open(backend, client_name, midi_in, midi_out, input, output,
     midi_in.ignore_types(sysex=False, timing=False, active_sense=False)
     ports = MidiPorts(backend, midi_in, midi_out, input_name, output_name,
                       input_virtual=source is None, output_virtual=sink is None,
-                      client_name=client_name, connected=[in_connected, out_connected])
+                      client_name=client_name, connected=[in_connected, out_connected],
+                      stand_in=[source is not None and not in_connected,
+                                sink is not None and not out_connected])
     if backend == "jack":
         ports.watch_server(jack_server_socket())
     return ports
@@ -384,6 +389,10 @@ class MidiPorts:
     client_name: str = "jazzd"
     # For the input and the output: connected to its named port now (virtual: always).
     connected: list[bool] = field(default_factory=lambda: [True, True])
+    # For each: a virtual port stands in for a named port that was not there when opened.
+    # python-rtmidi never lets a client that has had a virtual port open another port, so
+    # such a client is replaced when its port appears (`check`).
+    stand_in: list[bool] = field(default_factory=lambda: [False, False])
     # The JACK server, watched by `check`: its socket, pid and the socket's inode
     # (None: not JACK, or a server that is not jack2 or not visible from here).
     server_socket: str | None = None
@@ -487,16 +496,35 @@ class MidiPorts:
                 self.connected[k] = False
                 changes.append(f"{kind} lost")
             elif not self.connected[k] and present:
-                rtjack.close_port(client)
+                if self.stand_in[k]:
+                    client = self._renew(k)
+                else:
+                    rtjack.close_port(client)
                 try:
                     self.connected[k] = _open_named(client, name, (VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
                 except (rtmidi.RtMidiError, ValueError):  # gone again meanwhile: next check
                     client.open_virtual_port((VIRTUAL_INPUT, VIRTUAL_OUTPUT)[k])
+                self.stand_in[k] = not self.connected[k]
                 if self.connected[k]:
                     changes.append(f"{kind} back")
                 if k == 0:
                     self._arrivals.reset()  # the reopened port's times start again
         return changes
+
+    def _renew(self, k: int):
+        """A new client without a port, asking for the same name, in place of the input
+        (k 0) or the output (1); made before the old one goes, so that a failure leaves
+        the old one working."""
+        api = APIS[self.backend]
+        if k == 0:
+            fresh = rtmidi.MidiIn(api, name=self.client_name, queue_size_limit=QUEUE_SIZE)
+            fresh.ignore_types(sysex=False, timing=False, active_sense=False)  # as `_open`
+            old, self._in = self._in, fresh
+        else:
+            fresh = rtmidi.MidiOut(api, name=self.client_name)
+            old, self._out = self._out, fresh
+        rtjack.close(old)
+        return fresh
 
     def watch_server(self, path: str) -> None:
         """Watch the jack2 server listening at `path` (nothing to watch if none is)."""
@@ -519,7 +547,7 @@ class MidiPorts:
             return False
         self._in, self._out, fresh._in, fresh._out = fresh._in, fresh._out, None, None
         self._arrivals.reset()  # a new client times its messages from a new start
-        self.offline, self.connected = False, fresh.connected
+        self.offline, self.connected, self.stand_in = False, fresh.connected, fresh.stand_in
         # `_open` watched the new server already (one SO_PEERCRED connection): take it over.
         self.server_socket, self.server_pid = fresh.server_socket, fresh.server_pid
         self.server_inode, self._server_seen = fresh.server_inode, None

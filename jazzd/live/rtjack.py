@@ -35,7 +35,7 @@ import ctypes
 import sys
 import time
 from dataclasses import dataclass
-from functools import cache
+from functools import lru_cache
 
 import rtmidi
 
@@ -70,7 +70,7 @@ class _Ringbuffer(ctypes.Structure):
                 ("size_mask", ctypes.c_size_t), ("mlocked", ctypes.c_int)]
 
 
-@cache
+@lru_cache(maxsize=1)  # (one library: bounded, as every cache of the live path)
 def _library() -> ctypes.CDLL | None:
     """python-rtmidi's extension, through which its own libjack's functions are found
     (dlsym searches a library's dependencies), with their signatures; None off Linux,
@@ -147,7 +147,10 @@ class Jack:
     def drain(self, timeout: float = DRAIN_TIMEOUT_S) -> bool:
         """Wait until JACK has taken all the output queued (its process cycle copies it
         into the port's buffer, which its readers read in the same cycle); False when
-        it did not within `timeout` (a stalled server)."""
+        it did not within `timeout` (a stalled server), or cannot (no port: rtmidi's
+        process callback then leaves the queue alone)."""
+        if not self.data.port:
+            return not self.queued()
         deadline = time.monotonic() + timeout
         while self.queued():
             if time.monotonic() > deadline:
@@ -162,8 +165,15 @@ class Jack:
             port, self.data.port = self.data.port, None
             self.lib.jack_port_unregister(self.data.client, port)
 
+    def forget_port(self) -> None:
+        """Let rtmidi's own close skip the port (it would wait a second for a process
+        cycle that a dead server never runs): only once the server is gone."""
+        self.data.port = None
+
     def activate(self) -> None:
-        self.lib.jack_activate(self.data.client)
+        result = self.lib.jack_activate(self.data.client)
+        if result != 0:
+            raise OSError(f"jack_activate failed ({result}): the JACK server did not take the client back")
 
 
 def find(midi) -> Jack | None:
@@ -200,7 +210,7 @@ def find(midi) -> Jack | None:
         back = (data.rt_midi_in, _word(address + _JackMidiData.sem_cleanup.offset))
         if not any(pointer and api < pointer < api + 4096 for pointer in back):
             return None
-    if data.port and not lib.jack_port_is_mine(data.client, data.port):
+    if data.port and lib.jack_port_is_mine(data.client, data.port) != 1:  # (-1: an error)
         return None
     return Jack(lib, data, output)
 
@@ -221,9 +231,14 @@ def close(midi) -> None:
 
 
 def close_port(midi) -> None:
-    """Close an rtmidi object's port and keep its client for another port."""
+    """Close an rtmidi object's port and keep its client for another port: its queued
+    output goes out first (rtmidi would send it to the next port's peer).  The client is
+    active again before rtmidi registers the next port, as it must be to connect it: a
+    port added to an active client's list can meet the same walk, but an append does
+    not free the node the walk stands on."""
     jack = find(midi)
     if jack is not None:
+        jack.drain()
         jack.release_port()
         jack.activate()
     midi.close_port()
