@@ -220,17 +220,7 @@ def _close_clients(*clients, server_gone: bool = False) -> None:
     """Close rtmidi clients for good: JACK's deactivated before their ports go
     (`jazzd.live.rtjack`), unless their server is gone and nothing can race."""
     for client in clients:
-        if server_gone:
-            if client is not None and not client.is_deleted:
-                jack = rtjack.find(client)
-                if jack is not None:
-                    jack.forget_port()
-                try:
-                    client.close_port()
-                finally:
-                    client.delete()
-        else:
-            rtjack.close(client)
+        rtjack.close(client, server_gone=server_gone)
 
 
 def list_ports(backend: str = "auto") -> dict[str, list[str]]:
@@ -559,18 +549,15 @@ class MidiPorts:
 
     def close(self) -> None:
         """Close both ports and leave the MIDI system; safe to call twice."""
-        if self._out is not None and self.backend == "jack" and rtjack.find(self._out) is None:
-            # rtmidi queues JACK output for the server's next periods; a port closed at
-            # once loses what is still queued.  Seen: `jazzd panic` on a loaded machine
-            # delivered 1,549 of its 2,048 note offs.  `rtjack.close` waits until the
-            # queue is empty; where it cannot see the queue, stay until the server has
-            # had time.
-            wait = self._last_send + JACK_DRAIN_S - time.monotonic()
-            if wait > 0:
-                time.sleep(wait)
-        clients, self._in, self._out = (self._in, self._out), None, None
+        midi_in, midi_out, self._in, self._out = self._in, self._out, None, None
         self.offline = False
-        _close_clients(*clients)
+        # rtmidi queues JACK output for the server's next periods; a port closed at once
+        # loses what is still queued.  Seen: `jazzd panic` on a loaded machine delivered
+        # 1,549 of its 2,048 note offs.  `rtjack.close` waits until the queue is empty;
+        # where it cannot see the queue, it stays until the server has had time.
+        blind = self._last_send + JACK_DRAIN_S - time.monotonic() if self.backend == "jack" else 0.0
+        rtjack.close(midi_in)
+        rtjack.close(midi_out, blind_wait_s=blind)
 
     def description(self) -> str:
         """One line for the ready message: backend and port names."""

@@ -215,14 +215,21 @@ def find(midi) -> Jack | None:
     return Jack(lib, data, output)
 
 
-def close(midi) -> None:
+def close(midi, server_gone: bool = False, blind_wait_s: float = 0.0) -> None:
     """Close an rtmidi object for good, port and client; for JACK's, without the race
-    (see the module's docstring) and after its queued output has gone out."""
+    (see the module's docstring) and after its queued output has gone out.  With
+    `server_gone` nothing can race or drain: only rtmidi's wait for a process cycle is
+    skipped.  Where `find` cannot see the client, it sleeps `blind_wait_s` first, for
+    the server to take what is queued, and closes as rtmidi does."""
     if midi is None or midi.is_deleted:
         return
     try:
         jack = find(midi)
-        if jack is not None:
+        if jack is None:
+            time.sleep(max(blind_wait_s, 0.0))
+        elif server_gone:
+            jack.forget_port()
+        else:
             jack.drain()
             jack.release_port()
         midi.close_port()
