@@ -10,7 +10,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # tmux: the real terminal `jazzd monitor` is tested in.
 APT_NEEDS := jackd:jackd2 jack_wait:jackd2 systemd-analyze:systemd kill:procps tmux:tmux
 
-.PHONY: run demo test check deps jack-deps venv lint bench soak clean
+.PHONY: run demo test check deps build-deps jack-deps venv lint bench soak clean
 
 # With no MIDI system running (no ALSA sequencer, no JACK server), jazzd starts its own
 # JACK server on the dummy driver (--start-jack); jack-deps installs jackd2 for it first.
@@ -38,9 +38,22 @@ check: venv
 	$(BIN)/lint-imports
 	$(BIN)/python -m pytest -n 2 -m "not jack and not keras and not slow" $(PYTEST_ARGS)
 
-deps:
+# What building jazzd needs: venv, and a C compiler with Python's headers for its one
+# compiled part (jazzd/model/_memory.c: the session memory's per-step arithmetic).
+build-deps:
 	@missing=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="python3-venv"; \
+	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
+	  || missing="$$missing python3-dev"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+
+deps: build-deps
+	@missing=""; \
 	for need in $(APT_NEEDS); do \
 	  command -v $${need%%:*} >/dev/null 2>&1 || missing="$$missing $${need##*:}"; \
 	done; \
@@ -65,8 +78,7 @@ venv: $(BIN)/.installed
 # extra (TensorFlow, for the Keras parity and trainer tests), the link extra (Ableton
 # Link, for the --clock link tests with a second peer on this machine) and the monitor
 # extra (Rich, for `jazzd monitor`).
-$(BIN)/.installed-run: pyproject.toml
-	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || $(MAKE) deps
+$(BIN)/.installed-run: pyproject.toml setup.py jazzd/model/_memory.c | build-deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
@@ -77,7 +89,7 @@ $(BIN)/.installed-demo: $(BIN)/.installed-run
 	$(BIN)/python -m pip install -q -e '.[demo]'
 	touch $@
 
-$(BIN)/.installed: pyproject.toml | deps
+$(BIN)/.installed: pyproject.toml setup.py jazzd/model/_memory.c | deps
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e '.[train,test,link,monitor]'
@@ -97,4 +109,4 @@ soak: venv
 	$(BIN)/python bench/soak.py --minutes $(or $(MINUTES),30) $(SOAK_ARGS)
 
 clean:
-	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build *.egg-info .pytest_cache .ruff_cache jazzd/model/_memory.*.so

@@ -167,6 +167,13 @@ from typing import NamedTuple
 import numpy as np
 
 from jazzd.errors import VocabularyError
+
+try:
+    from jazzd.model import _memory as _compiled
+except ImportError as err:  # a checkout run without installing it: say what to do
+    raise ImportError(f"jazzd's compiled part is not built ({err}): install jazzd with `pip install -e .` "
+                      "(or `make venv`), which builds it; that needs a C compiler and Python's headers "
+                      "(apt install gcc python3-dev)") from err
 from jazzd.music.chords import Chord
 from jazzd.music.grammar import Value, candidates_of_type, classify, parse_value
 
@@ -208,16 +215,11 @@ VIEWS: tuple[View, ...] = (
 _WEIGHTS = [v.weight for v in VIEWS]
 _HALVES2 = [v.half * v.half for v in VIEWS]
 _BACK = np.arange(ORDER)
-_AROUND = np.arange(-1, ORDER)  # a moment's successor, itself, then the values before it
-_VIEW_IDS = np.arange(len(VIEWS))
-_KNOWS_INTERVAL = np.array([v.interval for v in VIEWS])
-_STRIDE = ORDER + 1  # (view, match length) slots of `_predict`'s tables: view * _STRIDE + length
-# The moments of a context whose last value every view has seen at least RECENT times:
-# the usual case with a memory of some size, where the views' blocks are all full.
-_VIEW_FULL = np.repeat(_VIEW_IDS, RECENT)
-_SLOT_FULL = _VIEW_FULL * _STRIDE
+_KNOWS_INTERVAL = tuple(int(v.interval) for v in VIEWS)
 _sum = np.add.reduce  # (the ufunc's reduce: no method wrapper)
-_TINY = np.finfo(np.float32).smallest_subnormal  # (at or below any mass float32 probabilities give a class, but 0)
+if (len(VIEWS), ORDER, RECENT) != (_compiled.NVIEWS, _compiled.ORDER, _compiled.RECENT):
+    raise ImportError("jazzd.model._memory was built for other sizes than jazzd/model/memory.py's "
+                      "(a stale build): rebuild it with `pip install -e .` (make venv)")
 _PAD = ORDER  # breaks before the first slot, so looking ORDER - 1 values back never leaves the array
 
 
@@ -247,6 +249,7 @@ class _Classes:
             self.table[i] = [keys.setdefault(view.key(v), len(keys)) for v in parsed]
             sizes.append(len(keys))
         self.offsets = np.concatenate([[0], np.cumsum(sizes)]).astype(np.intp)
+        self.offset_list = tuple(int(o) for o in self.offsets)
         self.total = int(self.offsets[-1])
         numbered = self.table + self.offsets[:-1, None]  # (views, V): the classes numbered across the views
         self.globals = [tuple(int(g) for g in col) for col in numbered.T]  # (Python ints: the index's keys)
@@ -257,14 +260,15 @@ class _Classes:
         self.dtype = np.int16 if self.total <= np.iinfo(np.int16).max else np.int32
         self.global_table = numbered.astype(self.dtype)
         self.global_columns = np.ascontiguousarray(self.global_table.T)
-        self.offsets_full = self.offsets.take(_VIEW_FULL)    # `offsets` of `_VIEW_FULL`
-        self.coarse = (numbered[1:] - self.size).astype(np.intp)  # (views - 1, V): coarse classes from 0
-        self.coarse_view = self.view_of[self.size:]           # the view of each coarse class
-        # the value ids of the coarse classes, class after class, and where each class starts
-        flat = self.coarse.ravel()
-        order = np.argsort(flat, kind="stable")
-        self.members = order % self.size
-        self.starts = np.flatnonzero(np.diff(flat[order], prepend=-1))
+        # for `blend` (int32: half the cache lines of intp): each value's coarse classes
+        # (views - 1, V; numbered from 0), each coarse class's view, and the value ids of
+        # the coarse classes, class after class, with where each class starts
+        coarse = numbered[1:] - self.size
+        self.coarse = coarse.astype(np.int32)
+        self.coarse_view = self.view_of[self.size:].astype(np.int32)
+        order = np.argsort(coarse.ravel(), kind="stable")
+        self.members = (order % self.size).astype(np.int32)
+        self.starts = np.flatnonzero(np.diff(coarse.ravel()[order], prepend=-1)).astype(np.int32)
 
 
 class _Occurrences:
@@ -289,23 +293,27 @@ class _Occurrences:
         self.arena = np.full(4 * places + 2 * _FIRST * total, 0, dtype=np.int32)
         self._free = 0                   # the arena's first place no slice has taken
         self.cols = [_NONE] * total      # each class's slice (a view of the arena)
+        self.start = [0] * total         # ... where it starts in the arena (what `_memory.predict` reads)
         self.count = [0] * total
 
-    def _slice(self, size: int) -> np.ndarray:
+    def _slice(self, g: int, size: int) -> np.ndarray:
+        """A new slice of `size` places for class `g`."""
         start = self._free
         self._free += size
         if self._free > self.arena.size:  # (cannot happen within the bound above)
             raise RuntimeError("session memory index: arena full")
-        return self.arena[start:self._free]
+        self.start[g] = start
+        cols = self.cols[g] = self.arena[start:self._free]
+        return cols
 
     def add(self, classes, col: int, width: int) -> None:
         """A value of `classes` (one per view) played at column `col`."""
         for g in classes:
             n, cols = self.count[g], self.cols[g]
             if n == cols.size:
-                grown = self._slice(max(_FIRST, 2 * n))
+                grown = self._slice(g, max(_FIRST, 2 * n))
                 grown[:n] = cols
-                cols = self.cols[g] = grown
+                cols = grown
             cols[n] = col
             self.count[g] = n + 1
             col += width
@@ -326,8 +334,7 @@ class _Occurrences:
         for g in np.flatnonzero(np.diff(ends, prepend=0)).tolist():
             start = ends[g - 1] if g else 0
             n = int(ends[g] - start)
-            occ.cols[g] = occ._slice(max(_FIRST, n))
-            occ.cols[g][:n] = where[start:ends[g]]
+            occ._slice(g, max(_FIRST, n))[:n] = where[start:ends[g]]
             occ.count[g] = n
         return occ
 
@@ -392,7 +399,7 @@ class SessionMemory:
         self._has_ivl = np.zeros(size, dtype=bool)
         self._mixed = np.zeros(0)
         self._runs = np.zeros(1 << (RUN_BITS - 3), dtype=np.uint8)  # a bit per run hash (`_rebuild_runs`)
-        self._found: tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray] | None = None
+        self._found = 0  # after `predict`: how many moments it matched (its `_found_buffers`), 0 none
         self._hint_min = HINT_MIN_MATCH
         self.masked = _NONE  # after `mix`: the values the verbatim cap masked
 
@@ -413,8 +420,17 @@ class SessionMemory:
         if self._seq.dtype != self._cls.dtype:  # (a vocabulary with more classes than int16 holds)
             self._seq = np.full(self._seq.shape, -1, dtype=self._cls.dtype)
             self._flat = self._seq.reshape(-1)
+        cls = self._cls
         self._mixed = np.zeros(len(vocab.values))
-        self._best = np.zeros(self._cls.total, dtype=np.intp)  # scratch of `predict`, kept zero
+        # the compiled steps' buffers, made once: `predict`'s distribution over every
+        # class, its scratch (kept zero) and its moments (view, place, match,
+        # continuation); `blend`'s coarse classes' members' probabilities, mass, share
+        self._q = np.zeros(cls.total)
+        self._best = np.zeros(cls.total, dtype=np.intp)
+        self._found_buffers = tuple(np.zeros(len(VIEWS) * RECENT, dtype=np.intp) for _ in range(4))
+        coarse = cls.total - cls.size
+        self._blend_buffers = (np.zeros(cls.members.size, dtype=np.float32), np.zeros(coarse, dtype=np.float32),
+                               np.zeros(coarse))
         self._reindex()
 
     def _reindex(self) -> None:
@@ -434,7 +450,7 @@ class SessionMemory:
             self._has_ivl[_PAD + at] = True
             self._ivl[_PAD + at] = ivl
         self._occ = _Occurrences.of(classes, cols, cls.total, self._seq.shape[1], self._seq.size)
-        self._n, self._found = len(self.texts), None
+        self._n, self._found = len(self.texts), 0
         self._rebuild_runs()
 
     def _index(self, text: str | None, interval: int | None) -> None:
@@ -505,7 +521,7 @@ class SessionMemory:
             a[:, _PAD:_PAD + n] = a[:, _PAD + drop:end]
         self._seq[:, _PAD + n:end] = -1
         self._has_ivl[_PAD + n:end] = False
-        self._n, self._found = n, None
+        self._n, self._found = n, 0
         cols = _PAD + np.flatnonzero(self._seq[0, _PAD:_PAD + n] >= 0)
         self._occ = _Occurrences.of(self._seq[:, cols], cols, self._cls.total, self._seq.shape[1],
                                     self._seq.size)
@@ -539,98 +555,35 @@ class SessionMemory:
         view, over the classes of all views numbered together (`_Classes.offsets`;
         the value view's classes are the value ids).  None when nothing the player
         played matches the context's last value."""
-        found = self._predict(context)
-        return None if found is None else (np.array(found[0], dtype=np.intp), found[1])
+        longest = self._predict(context)
+        return None if longest is None else (np.array(longest, dtype=np.intp), self._q.copy())
 
-    def _predict(self, context) -> tuple[list[int], np.ndarray] | None:
-        """`predict`, the longest matches as a list (what `mix` wants)."""
+    def _predict(self, context) -> tuple[int, ...] | None:
+        """`predict` into this memory's buffers (`_q`, `_found`), the longest matches
+        as a tuple (what `mix` wants).
+
+        The latest `RECENT` moments of the context's last value in each view, each
+        one's match (how many of the context's last values agree with the values up to
+        it; 0 when a break followed it: it continued nothing) and what followed it; per
+        view a Witten-Bell mixture over the orders 1..its longest match.  Order j: the
+        moments matched for at least j values; N their number, D the distinct classes
+        that followed them; trust N / (N + D), the lowest order taking what the others
+        leave; a moment matched for L values counts in the orders 1..L.  Compiled
+        (`jazzd.model._memory.predict`; tests/memory_reference.py is this in numpy, and
+        the two give the same floats)."""
         if self._vocab is None:
             raise RuntimeError("SessionMemory used before bind(vocab)")
-        self._found = None
+        self._found = 0
         context = tuple(context)[-ORDER:]
         if self._n < 2 or not context:
             return None
-        cls, flat = self._cls, self._flat
-        nviews, k = len(VIEWS), len(context)
-        # the latest moments whose value (in each view) is the context's last
-        counts, cols = self._occ.count, self._occ.cols
-        found, full = [], True
-        for g in cls.globals[context[-1]]:
-            n = counts[g]
-            found.append(cols[g][max(0, n - RECENT):n])
-            full = full and n >= RECENT
-        at = np.concatenate(found)
-        if at.size == 0:
+        cls, occ, found = self._cls, self._occ, self._found_buffers
+        got = _compiled.predict(self._flat, cls.global_table, context, occ.arena, occ.start, occ.count,
+                                cls.globals[context[-1]], cls.offset_list, self._best, self._q, *found)
+        if got is None:
             return None
-        view = _VIEW_FULL if full else at // self._seq.shape[1]  # (a place is column + view x width)
-        # each moment's class, what followed it and the k - 1 before it, in one gather:
-        # around[:, 0] what followed, around[:, 2:] the values before, latest first
-        around = flat.take(at[:, None] - _AROUND[:k + 1])
-        cont = around[:, 0].astype(np.intp)  # (once: maximum.at, bincount and take would each cast it)
-        # How many values back each moment agrees with the context: 0 when a break
-        # followed it (it continued nothing), else 1 + the first disagreement among the
-        # k - 1 values before it.  So the first False of [followed by a value, agrees 1
-        # back, 2 back, ..., False] (its argmin).  A moment a break follows stays in the
-        # arrays (the views' blocks keep their shape) with match 0, which no order, gate
-        # or hint counts, and as continuation its view's first class, which its weight
-        # 0 leaves as it is.
-        agree = np.zeros((at.size, k + 1), dtype=bool)
-        np.greater_equal(cont, 0, out=agree[:, 0])
-        np.maximum(cont, cls.offsets_full if full else cls.offsets.take(view), out=cont)
-        if k > 1:
-            before = cls.global_table[:, context[-2::-1]]  # before[v, j]: the context's value j + 1 back, in view v
-            back = around[:, 2:]
-            if full:  # every view's block of RECENT moments against its row of `before`
-                np.equal(back.reshape(nviews, RECENT, k - 1), before[:, None, :],
-                         out=agree.reshape(nviews, RECENT, k + 1)[:, :, 1:k])
-            else:
-                np.equal(back, before.take(view, axis=0), out=agree[:, 1:k])
-        match = agree.argmin(axis=1)
-        self._found = (view, at, match, cont)
-        # Witten-Bell over the orders 1..m of each view.  Order j: the moments matched
-        # for at least j values; N their number, D the distinct classes that followed
-        # them; trust N / (N + D), the lowest order taking what the others leave.  A
-        # moment matched for L values counts in the orders 1..L, so its weight is the
-        # sum of those orders' coefficients.
-        # The classes are numbered across the views (`_Classes.offsets`), so a class's
-        # slot (view, match) is the same for all its moments, and the highest slot a
-        # class reached is its view's and its longest match's.
-        stride = _STRIDE
-        slot = _SLOT_FULL + match if full else view * stride + match
-        # (a moment a break followed counts for its view's first class at slot
-        # view * stride + 0: order 0, which the loop below never reads)
-        best = self._best
-        np.maximum.at(best, cont, slot)
-        classes = best.nonzero()[0]
-        at_least = np.bincount(slot, minlength=nviews * stride).tolist()
-        distinct = np.bincount(best.take(classes), minlength=nviews * stride).tolist()
-        best[classes] = 0
-        # A few dozen numbers: plain Python costs less than the two dozen numpy calls
-        # on (views, orders) tables this was (the same arithmetic in the same order:
-        # the same floats, checked against them).
-        weight = [0.0] * (nviews * stride)   # weight[v * stride + L]
-        longest = [0] * nviews
-        for v in range(nviews):
-            base, n, d, left = v * stride, 0, 0, 1.0
-            coef = [0.0] * stride
-            for j in range(ORDER, 0, -1):  # matched >= j: n moments, d distinct classes after them
-                n += at_least[base + j]
-                if n == 0:
-                    continue
-                d += distinct[base + j]
-                if not longest[v]:
-                    longest[v] = j
-                trust = 1.0 if j == 1 else n / (n + d)
-                coef[j] = trust * left / n
-                left *= 1.0 - trust
-            acc = 0.0
-            for j in range(1, longest[v] + 1):
-                acc += coef[j]
-                weight[base + j] = acc
-        if not any(longest):  # a break followed every moment
-            self._found = None
-            return None
-        return longest, np.bincount(cont, weights=np.array(weight).take(slot), minlength=cls.total)
+        self._found, longest = got  # (its moments: the first `_found` of each of `found`)
+        return longest
 
     def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
         """The model's next-value distribution `probs` mixed with the memory's.
@@ -641,14 +594,13 @@ class SessionMemory:
         (float64) that the next call overwrites; `probs` is left as it is.
         """
         out = self._mixed
-        np.copyto(out, probs)
         self.masked = _NONE
         if imitation <= 0:
+            np.copyto(out, probs)
             return out
         self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
-        found = self._predict(context)
-        if found is not None:
-            longest, q = found
+        found = longest = self._predict(context)
+        if longest is not None:
             cls = self._cls
             imitation = min(float(imitation), 1.0)
             eager = (1.0 - EAGER * max(0.0, 2.0 * imitation - 1.0)) ** 2  # above 0.5: short matches count
@@ -660,20 +612,14 @@ class SessionMemory:
             if total > MAX_LAMBDA:
                 lam = [x * (MAX_LAMBDA / total) for x in lam]
                 total = MAX_LAMBDA
-            np.multiply(probs, 1.0 - total, out=out, dtype=np.float64)
-            exact = q[:cls.size]  # (q is this call's own array: scaled in place)
-            exact *= lam[0]
-            out += exact
-            # a coarse class's share goes to its values as the model shares it among them
+            # out = (1 - total) probs + lam[0] q (the exact values) + each coarse class's
+            # share lam[view] q spread over its values as the model shares it among them
             # (a class nothing followed has q 0: its share is 0 whatever its mass; one the
             # model gave no mass has no value to take a share, so any divisor will do)
-            mass = np.add.reduceat(probs.take(cls.members), cls.starts)
-            share = q[cls.size:]
-            share *= np.array(lam).take(cls.coarse_view)
-            share /= np.maximum(mass, _TINY, out=mass)
-            spread = _sum(share.take(cls.coarse), axis=0)
-            spread *= probs
-            out += spread
+            _compiled.blend(probs, self._q, lam, 1.0 - total, cls.members, cls.starts, cls.coarse,
+                            cls.coarse_view, *self._blend_buffers, out)
+        else:
+            np.copyto(out, probs)
         copies = self.masked = self._copies(context) if own >= VERBATIM_CAP else _NONE
         if found is None and copies.size == 0:
             return out
@@ -707,21 +653,11 @@ class SessionMemory:
         the continuation there is of `token`'s class), the longest matching such moment
         first, then the finer view, then the latest; None if there is none matched for
         `HINT_MIN_MATCH` values (above imitation 0.5, for one)."""
-        if self._found is None:
+        if not self._found:
             return None
-        view, at, match, cont = self._found
-        fits = (_KNOWS_INTERVAL.take(view) & (match >= self._hint_min)
-                & (cont == self._cls.global_columns[token].take(view)))
-        hits = np.flatnonzero(fits)
-        if hits.size == 0:
-            return None
-        col = at.take(hits) - view.take(hits) * self._seq.shape[1] + 1  # the continuation's column
-        known = self._has_ivl.take(col)
-        if not known.any():
-            return None
-        hits, col = hits[known], col[known]
-        best = np.lexsort((col, -view.take(hits), match.take(hits)))[-1]
-        return Hint(int(self._ivl[col[best]]), int(match[hits[best]]))
+        found = _compiled.hint(*self._found_buffers, self._found, self._cls.globals[token], _KNOWS_INTERVAL,
+                               self._hint_min, self._seq.shape[1], self._has_ivl, self._ivl)
+        return None if found is None else Hint(*found)
 
     # --- saving ----------------------------------------------------------------------
 
