@@ -98,8 +98,10 @@ def _stats(us) -> dict:
     return {"calls": len(us), **_times(us)}
 
 
-def memory_learn_cost(memory: SessionMemory, values: int = 8000) -> dict:
-    """`learn` on a full memory (so the oldest quarter goes now and then)."""
+def memory_learn_cost(memory: SessionMemory, bundle, values: int = 8000) -> dict:
+    """`learn` on a full memory bound to the model's vocabulary, as the engine's is (so
+    each value is indexed, and the oldest quarter goes now and then)."""
+    memory.bind(bundle.vocab)
     texts = [t for t in memory.texts if t is not None][:values]
     times = []
     learn = _timed(memory.learn, times)
@@ -249,7 +251,7 @@ def main() -> None:
     out["cost_per_beat_with_memory_half"] = median_run(
         lambda: cost_per_beat(bundle, args.beats, memory=_copy(memory), imitation=0.5))
     out["cost_per_beat_with_memory"] = median_run(lambda: cost_per_beat(bundle, args.beats, memory=_copy(memory)))
-    out["memory_learn"] = memory_learn_cost(memory)
+    out["memory_learn"] = memory_learn_cost(_copy(memory), bundle)
     out["lead_line"] = median_run(lambda: lead_line_cost(bundle, args.beats))
     out["lead_line_with_memory"] = median_run(lambda: lead_line_cost(bundle, args.beats, memory=_copy(memory)))
     out["render_32_bars"] = offline_render(bundle)

@@ -9,6 +9,9 @@ crash of the daemon."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -22,6 +25,7 @@ from jazzd.play.engine import Engine, Settings
 from jazzd.play.events import NoteOff, NoteOn, Tick
 
 from . import memory_reference as reference
+from .conftest import REPO
 from .tinymodel import make_bundle
 
 
@@ -209,3 +213,13 @@ def test_an_index_that_disagrees_with_the_memory_is_an_error_not_a_crash(tiny):
         memory.mix(probs, [context[0]] * 4, 0, 1.0)
     with pytest.raises(TypeError, match="predict takes 14 arguments"):
         _memory.predict()
+
+
+def test_a_checkout_whose_compiled_part_was_never_built_says_how_to_build_it():
+    script = ("import sys; sys.modules['jazzd.model._memory'] = None  # (as if no build had made it)\n"
+              "import jazzd.model.memory")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, cwd=REPO, timeout=60)
+    assert result.returncode == 1
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith("ImportError: jazzd's compiled part is not built"), last
+    assert "pip install -e ." in last and "apt install gcc python3-dev" in last, last

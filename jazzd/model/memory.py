@@ -95,45 +95,34 @@ not only in the latest moments), every value that would continue that run is mas
 player played makes the usual answer, "no such run", one lookup.
 
 Cost.  An index of where each class was played (`_Occurrences`, at flat positions of
-the memory's array) finds the moments to match without scanning the memory; the rest is
-about 30 numpy operations on at most 5 x `RECENT` moments and the 1,648 classes, with the
-Witten-Bell table (5 views x 8 orders) and the gates in plain Python: at these sizes a
-numpy call costs more than its arithmetic, so the count of calls is the cost.  Measured
-with a full memory at imitation 1 (bench/engine.py, one BLAS thread, the project's
-shared 2-core machine, median of 3 runs): `mix` 64 us median alone (was 82 before the
-calls were cut), 151 us median and 286 us p99 between the model's steps (was 195 and
-342; the steps push its arrays and numpy's code out of the cache: with the cache
-flushed before each call, 147 us against 172); `learn` 3.3 us median, 11 us p99, and
-once per 4,096 values, when the memory is full and its oldest quarter goes, 7-9 ms (its
-index moved back, the occurrences and runs rebuilt; a re-index from the texts took
-13-28 ms, side by side on a loaded machine; it was 9-16 quiet: issue 16).  Per beat of the bench (duet, 240 bpm, the player's
-16ths, each heard note a model step) memory on / off: 0.90 / 0.87 ms median, 2.77 /
-1.78 ms p99 (ratio 1.57; 1.75 before).  Where a beat's time goes (issue 12 item 6,
-profiled on the bench's workload; a loaded machine, so shares, not absolute times): a
-value heard is a model step without its output layer (`Runtime.advance`; the shipped
-2 x 192 model with 1,000 values streams 2.5 MB of weights a step, more than the L2
-cache, so ~50 us here, not the 14 us of realtime.md's 64-unit model), `learn` and the
-engine's hearing; a value played is a full step (~24% of it), `mix` (~42%), the
-sampler's top-p (~17%: a sort of the 1,000 probabilities), `interval_for` (~8%) and
-decoding.  The p99 beats are those where jazzd plans 4-6 values on top of the
-player's 4 notes (before the cuts below, on a quiet machine: 0.34 ms a value played
-with the memory, 0.16 without; 0.1 ms a value heard).  Cut without changing a single
-float or draw (the heard step's unread output layer, numpy calls in `mix`, per-chord
-TYPE tables in decoding, `snap`, the chord feature's mask): per beat median 0.48 ->
-0.34 ms without memory, 0.50 -> 0.37 at imitation 1, 0.47 -> 0.36 at 0.5 (median of 3
-bench runs each, old and new back to back, load 2-3, so p99 was noise there); `mix`
-alone 8% faster (same-process A/B), between steps no change measurable.  Since then
-the line under the player draws at most one value a beat (the engine), and `mix` lost
-a dozen numpy calls (classes numbered across the views in `_seq`, a break folded into
-the match, one gather for successor and context, one cast): 89-94 us median against
-100-104 for the code before, the same floats, on 1,192 cases the engine asked, replayed
-in one process with four model steps before each (the bench's duet, where the engine's
-work between mixes evicts more: 130-155 us).
-With a full memory the bench's p99 beat (the player's 4 notes and one value of
-jazzd's) is 0.80-0.93 ms taking each beat's best of 3 runs, ~1 ms or more in single
-runs on the shared machine; about 0.3 ms of it is this memory.  What is left of `mix`
-is ~40 numpy calls each slowed by the model's steps evicting its arrays from the
-cache: another matching algorithm, or compiled code, would be the next step.
+the memory's array) finds the moments to match without scanning the memory.  Matching
+them, the Witten-Bell table, the mixing and the hint are compiled
+(`jazzd/model/_memory.c`: `predict`, `blend`, `hint`, one pass each over at most 5 x
+`RECENT` moments and the 1,648 classes, into buffers made at bind); the five gates stay
+in Python.  In numpy they were ~40 calls on arrays of a few hundred numbers: at these
+sizes a call costs more than its arithmetic, and the model's steps between two mixes
+evict the arrays from the cache, so `mix` took 90-150 us a value played, the largest
+part of a beat's cost with the memory on (issue 12, item 6: replaying recorded mixes at
+no cost brought the bench's p99 beat down to its figure without the memory).  Compiled,
+it gives the numpy code's floats bit for bit (every sum in numpy's order, no fused
+multiply-add: tests/memory_reference.py keeps the numpy formulation and
+tests/test_memory_compiled.py holds the C to it), so no draw, golden log or figure of
+the report moved.  Measured on the project's shared 2-core machine (one BLAS thread):
+`mix` and `interval_for` 22 us median against 91 for the numpy code, on 1,192 cases the
+engine asked, replayed in one process with four model steps before each; in the bench's
+duet (bench/engine.py: 240 bpm, the player's 16ths, a full memory at imitation 1) `mix`
+35-44 us median, 58-118 us p99 (was 154 / 255); `learn` 3-4 us median, 9-11 us p99,
+and once per 4,096 values, when the memory is full and its oldest quarter goes, 3-9 ms
+(its index moved back, the occurrences and runs rebuilt: issue 16).  Per beat of that duet,
+p99 with the memory / without: 0.66-0.77 / 0.60-0.69 ms taking each beat's least time
+over 3 identical runs, 0.72-0.91 / 0.65-0.83 ms as the median run's p99 (before the
+compiled steps: 0.80-0.93 ms and 0.9-1.6 ms with the memory).  Where such a beat's time
+goes now: a value heard is a model step without its output layer (`Runtime.advance`:
+the shipped 2 x 192 model streams 1.8 MB of weights a step, more than the 1 MB of L2 a
+core has here, so ~45 us), `learn` and the engine's hearing; a value played is a full
+step, the memory (~40 us), the draw (top-p over the 1,000 values), the pitch choice and
+the engine's planning, whose Python is the largest single part left (~250 us in the
+heaviest beats, memory or not).
 
 Interface for the pitch decoder.  After `mix` and the draw, `interval_for(token)` gives
 the player's exact interval (semitones from their previous note) where the drawn value
