@@ -43,7 +43,8 @@ check: venv
 build-deps:
 	@missing=""; \
 	$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || missing="python3-venv"; \
-	command -v cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
+	cc=$$($(PYTHON) -c 'import sysconfig; print((sysconfig.get_config_var("CC") or "cc").split()[0])'); \
+	command -v $$cc >/dev/null 2>&1 || missing="$$missing gcc libc6-dev"; \
 	$(PYTHON) -c 'import os, sys, sysconfig; sys.exit(not os.path.isfile(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
 	  || missing="$$missing python3-dev"; \
 	if [ -n "$$missing" ]; then \

@@ -22,6 +22,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <float.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -31,10 +32,14 @@
 #define STRIDE (ORDER + 1)
 #define MAXM (NVIEWS * RECENT)
 
+/* numpy's floats need IEEE arithmetic as written: no fused a * b + c (setup.py passes
+   -ffp-contract=off and defines JAZZD_CONTRACT_OFF beside it), no reordering of sums
+   (-ffast-math, -Ofast), no wider intermediate precision (x87) */
 #if defined(__FP_FAST_FMA) && !defined(JAZZD_CONTRACT_OFF)
-/* (setup.py passes -ffp-contract=off and defines JAZZD_CONTRACT_OFF; a build without it
-   could fuse a * b + c and round differently from numpy) */
 #error "build jazzd.model._memory with -ffp-contract=off (see setup.py)"
+#endif
+#if defined(__FAST_MATH__) || !defined(FLT_EVAL_METHOD) || FLT_EVAL_METHOD != 0
+#error "build jazzd.model._memory without -ffast-math and with SSE2 (or another IEEE single/double) arithmetic"
 #endif
 
 /* --- buffers ------------------------------------------------------------------------ */
@@ -47,7 +52,7 @@ get_buffer(PyObject *obj, Py_buffer *view, int writable, char kind, Py_ssize_t s
     int flags = PyBUF_C_CONTIGUOUS | PyBUF_FORMAT | (writable ? PyBUF_WRITABLE : 0);
     if (PyObject_GetBuffer(obj, view, flags) < 0)
         return -1;
-    const char *f = view->format ? view->format : "B";
+    const char *f = view->format && view->format[0] ? view->format : "B";
     char c = f[strlen(f) - 1];
     int ok = (size ? view->itemsize == size : view->itemsize == 2 || view->itemsize == 4) &&
              (kind == 'f' ? (c == 'f' || c == 'd') : kind == '?' ? c == '?' : strchr("bhilqn", c) != NULL);
@@ -151,10 +156,19 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t *match = (Py_ssize_t *)fmatch.buf, *cont = (Py_ssize_t *)fcont.buf;
     double *qv = (double *)q.buf;
     if (best.len / (Py_ssize_t)sizeof(Py_ssize_t) != total || fview.len < MAXM * (Py_ssize_t)sizeof(Py_ssize_t) ||
-        fat.len != fview.len || fmatch.len != fview.len || fcont.len != fview.len || offsets[NVIEWS] != total) {
+        fat.len != fview.len || fmatch.len != fview.len || fcont.len != fview.len || nclasses != total) {
         PyErr_SetString(PyExc_ValueError, "predict: scratch arrays of the wrong size");
         goto done;
     }
+    if (offsets[0] != 0 || offsets[NVIEWS] != total) {
+        PyErr_SetString(PyExc_ValueError, "predict: the views' offsets must run from 0 to the number of classes");
+        goto done;
+    }
+    for (int v = 0; v < NVIEWS; v++)
+        if (offsets[v] >= offsets[v + 1]) {
+            PyErr_SetString(PyExc_ValueError, "predict: every view must have a class");
+            goto done;
+        }
     for (Py_ssize_t j = 0; j < k; j++)
         if (context[j] < 0 || context[j] >= nvalues) { index_error("a context value id"); goto done; }
 
@@ -162,11 +176,12 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t m = 0;
     for (int v = 0; v < NVIEWS; v++) {
         long g = classes[v];
-        if (g < offsets[v] || g >= offsets[v + 1] || g >= nclasses) { index_error("a class"); goto done; }
-        long start = PyLong_AsLong(PyList_GET_ITEM(starts, g));
-        long n = PyLong_AsLong(PyList_GET_ITEM(counts, g));
-        if (PyErr_Occurred()) goto done;
-        if (start < 0 || n < 0 || start + n > nplaces) { index_error("an occurrence slice"); goto done; }
+        if (g < offsets[v] || g >= offsets[v + 1]) { index_error("a class"); goto done; }
+        const long start = PyLong_AsLong(PyList_GET_ITEM(starts, g));
+        if (start == -1 && PyErr_Occurred()) goto done;
+        const long n = PyLong_AsLong(PyList_GET_ITEM(counts, g));
+        if (n == -1 && PyErr_Occurred()) goto done;
+        if (start < 0 || n < 0 || start > nplaces || n > nplaces - start) { index_error("an occurrence slice"); goto done; }
         for (long i = n > RECENT ? n - RECENT : 0; i < n; i++) {
             view[m] = v;
             at[m++] = places[start + i];
@@ -180,9 +195,10 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     /* each moment's match and continuation; per (view, match) slot how many moments
        (at_least) and, per class, the highest slot it reached (bestv) */
     long at_least[NVIEWS * STRIDE] = {0}, distinct[NVIEWS * STRIDE] = {0};
+    Py_ssize_t marked = 0;  /* the moments whose class `bestv` holds: zeroed again on an error */
     for (Py_ssize_t i = 0; i < m; i++) {
         Py_ssize_t place = at[i], v = view[i];
-        if (place - (k - 1) < 0 || place + 1 >= nflat) { index_error("a place"); goto done; }
+        if (place - (k - 1) < 0 || place + 1 >= nflat) { index_error("a place"); goto unmark; }
         long next = read_int(&flat, place + 1);
         long len = 0;
         if (next >= 0) {  /* a break followed: it continued nothing (match 0) */
@@ -192,17 +208,22 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
                 len++;
         }
         long c = next > offsets[v] ? next : offsets[v];
-        if (c >= offsets[v + 1]) { index_error("a continuation's class"); goto done; }
+        if (c >= offsets[v + 1]) { index_error("a continuation's class"); goto unmark; }
         long slot = v * STRIDE + len;
         match[i] = len;
         cont[i] = c;
         at_least[slot]++;
         if (bestv[c] < slot)
             bestv[c] = slot;
+        marked = i + 1;
     }
     for (Py_ssize_t i = 0; i < m; i++) {  /* each class once: the slot it reached */
         Py_ssize_t c = cont[i];
         if (bestv[c]) {
+            if (bestv[c] < 0 || bestv[c] >= NVIEWS * STRIDE) {  /* (scratch that was not zero) */
+                index_error("a slot in the scratch");
+                goto unmark;
+            }
             distinct[bestv[c]]++;
             bestv[c] = 0;
         }
@@ -244,7 +265,11 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     for (Py_ssize_t i = 0; i < m; i++)  /* (bincount's order: moment after moment) */
         qv[cont[i]] += weight[view[i] * STRIDE + match[i]];
     result = Py_BuildValue("n(lllll)", m, longest[0], longest[1], longest[2], longest[3], longest[4]);
+    goto done;
 
+unmark:  /* an error in the moments: `bestv` is scratch the next call counts on being zero */
+    for (Py_ssize_t i = 0; i < marked; i++)
+        bestv[cont[i]] = 0;
 done:
     PyBuffer_Release(&flat);
     PyBuffer_Release(&table);
@@ -409,9 +434,13 @@ hint(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     long classes[NVIEWS], knows[NVIEWS];
     const Py_ssize_t P = sizeof(Py_ssize_t);
     const Py_ssize_t m = PyLong_AsSsize_t(args[4]);
+    if (m == -1 && PyErr_Occurred())
+        return NULL;
     const long min_match = PyLong_AsLong(args[7]);
+    if (min_match == -1 && PyErr_Occurred())
+        return NULL;
     const Py_ssize_t width = PyLong_AsSsize_t(args[8]);
-    if (PyErr_Occurred() || int_items(args[5], classes, NVIEWS, "classes") < 0 ||
+    if ((width == -1 && PyErr_Occurred()) || int_items(args[5], classes, NVIEWS, "classes") < 0 ||
         int_items(args[6], knows, NVIEWS, "knows") < 0)
         return NULL;
     if (get_buffer(args[0], &fview, 0, 'i', P, "view") < 0) goto done;
@@ -420,7 +449,7 @@ hint(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
     if (get_buffer(args[3], &fcont, 0, 'i', P, "cont") < 0) goto done;
     if (get_buffer(args[9], &has, 0, '?', 1, "has_interval") < 0) goto done;
     if (get_buffer(args[10], &ivl, 0, 'i', 2, "interval") < 0) goto done;
-    if (m < 0 || m * P > fview.len || fat.len != fview.len || fmatch.len != fview.len || fcont.len != fview.len ||
+    if (m < 0 || m > fview.len / P || fat.len != fview.len || fmatch.len != fview.len || fcont.len != fview.len ||
         ivl.len != 2 * has.len || width <= 0) {
         PyErr_SetString(PyExc_ValueError, "hint: arrays of the wrong sizes");
         goto done;
