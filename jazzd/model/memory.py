@@ -111,12 +111,15 @@ the report moved.  Measured on the project's shared 2-core machine (one BLAS thr
 `mix` and `interval_for` 22 us median against 91 for the numpy code, on 1,192 cases the
 engine asked, replayed in one process with four model steps before each; in the bench's
 duet (bench/engine.py: 240 bpm, the player's 16ths, a full memory at imitation 1) `mix`
-35-44 us median, 58-118 us p99 (was 154 / 255); `learn` 3-4 us median, 9-11 us p99,
-and once per 4,096 values, when the memory is full and its oldest quarter goes, 3-9 ms
-(its index moved back, the occurrences and runs rebuilt: issue 16).  Per beat of that duet,
+35-44 us median, 54-118 us p99 over five sets of 3 runs (was 154 / 255); `learn` about
+4 us median, 9-11 us p99, and once per 4,096 values, when the memory is full and its
+oldest quarter goes, 3-9 ms (its index moved back, the occurrences and runs rebuilt:
+issue 16).  Per beat of that duet,
 p99 with the memory / without: 0.66-0.77 / 0.60-0.69 ms taking each beat's least time
 over 3 identical runs, 0.72-0.91 / 0.65-0.83 ms as the median run's p99 (before the
-compiled steps: 0.80-0.93 ms and 0.9-1.6 ms with the memory).  Where such a beat's time
+compiled steps: 0.80-0.93 ms and 0.9-1.6 ms with the memory); a single run passes 1 ms
+in one of the shared machine's slow spells, with the memory or without (3 of 15 runs
+each, bench/RESULTS.md).  Where such a beat's time
 goes now: a value heard is a model step without its output layer (`Runtime.advance`:
 the shipped 2 x 192 model streams 1.8 MB of weights a step, more than the 1 MB of L2 a
 core has here, so ~45 us), `learn` and the engine's hearing; a value played is a full
