@@ -88,6 +88,15 @@ int_items(PyObject *seq, long *out, Py_ssize_t n, const char *name)
     return 0;
 }
 
+static int
+wrong_count(const char *function, Py_ssize_t nargs, Py_ssize_t want)
+{
+    if (nargs == want)
+        return 0;
+    PyErr_Format(PyExc_TypeError, "%s takes %zd arguments (%zd given)", function, want, nargs);
+    return 1;
+}
+
 static PyObject *
 index_error(const char *what)
 {
@@ -114,10 +123,8 @@ PyDoc_STRVAR(predict_doc,
 static PyObject *
 predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 14) {
-        PyErr_Format(PyExc_TypeError, "predict takes 14 arguments (%zd given)", nargs);
+    if (wrong_count("predict", nargs, 14))
         return NULL;
-    }
     Py_buffer flat = {0}, table = {0}, arena = {0}, best = {0}, q = {0};
     Py_buffer fview = {0}, fat = {0}, fmatch = {0}, fcont = {0};
     PyObject *result = NULL;
@@ -326,10 +333,8 @@ PyDoc_STRVAR(blend_doc,
 static PyObject *
 blend(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 12) {
-        PyErr_Format(PyExc_TypeError, "blend takes 12 arguments (%zd given)", nargs);
+    if (wrong_count("blend", nargs, 12))
         return NULL;
-    }
     Py_buffer probs = {0}, q = {0}, members = {0}, starts = {0}, coarse = {0}, coarse_view = {0};
     Py_buffer gathered = {0}, mass = {0}, share = {0}, out = {0};
     PyObject *result = NULL;
@@ -425,10 +430,8 @@ PyDoc_STRVAR(hint_doc,
 static PyObject *
 hint(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 11) {
-        PyErr_Format(PyExc_TypeError, "hint takes 11 arguments (%zd given)", nargs);
+    if (wrong_count("hint", nargs, 11))
         return NULL;
-    }
     Py_buffer fview = {0}, fat = {0}, fmatch = {0}, fcont = {0}, has = {0}, ivl = {0};
     PyObject *result = NULL;
     long classes[NVIEWS], knows[NVIEWS];
