@@ -114,13 +114,12 @@ duet (bench/engine.py: 240 bpm, the player's 16ths, a full memory at imitation 1
 35-44 us median, 54-118 us p99 over five sets of 3 runs (was 154 / 255); `learn` about
 4 us median, 9-11 us p99, and once per 4,096 values, when the memory is full and its
 oldest quarter goes, 3-9 ms (its index moved back, the occurrences and runs rebuilt:
-issue 16).  Per beat of that duet,
-p99 with the memory / without: 0.66-0.77 / 0.60-0.69 ms taking each beat's least time
-over 3 identical runs, 0.72-0.91 / 0.65-0.83 ms as the median run's p99 (before the
-compiled steps: 0.80-0.93 ms and 0.9-1.6 ms with the memory); a single run passes 1 ms
-in one of the shared machine's slow spells, with the memory or without (3 of 15 runs
-each, bench/RESULTS.md).  Where such a beat's time
-goes now: a value heard is a model step without its output layer (`Runtime.advance`:
+issue 16).  Per beat of that duet, p99 with the memory / without: 0.66-0.77 / 0.60-0.69
+ms taking each beat's least time over 3 identical runs, 0.72-0.91 / 0.65-0.83 ms as the
+median run's p99 (before the compiled steps: 0.80-0.93 ms and 0.9-1.6 ms with the
+memory); a single run passes 1 ms in one of the shared machine's slow spells, with the
+memory or without (3 of 15 runs each, bench/RESULTS.md).  Where such a beat's time goes
+now: a value heard is a model step without its output layer (`Runtime.advance`:
 the shipped 2 x 192 model streams 1.8 MB of weights a step, more than the 1 MB of L2 a
 core has here, so ~45 us), `learn` and the engine's hearing; a value played is a full
 step, the memory (~40 us), the draw (top-p over the 1,000 values), the pitch choice and
@@ -580,10 +579,12 @@ class SessionMemory:
     def mix(self, probs: np.ndarray, context, own: int, imitation: float) -> np.ndarray:
         """The model's next-value distribution `probs` mixed with the memory's.
 
-        `context`: the timeline's last value ids (oldest first; the one fed to the
-        model last at the end), `own`: how many of the last of them jazzd played itself
-        (for the verbatim cap), `imitation` 0-1.  Returns a buffer of this memory
-        (float64) that the next call overwrites; `probs` is left as it is.
+        `probs`: float32, as the runtime gives it (another type is a TypeError: the
+        compiled `blend` reads it as float32), `context`: the timeline's last value ids
+        (oldest first; the one fed to the model last at the end), `own`: how many of
+        the last of them jazzd played itself (for the verbatim cap), `imitation` 0-1.
+        Returns a buffer of this memory (float64) that the next call overwrites;
+        `probs` is left as it is.
         """
         out = self._mixed
         self.masked = _NONE
