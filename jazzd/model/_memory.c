@@ -207,8 +207,8 @@ predict(PyObject *Py_UNUSED(module), PyObject *const *args, Py_ssize_t nargs)
         Py_ssize_t place = at[i], v = view[i];
         if (place - (k - 1) < 0 || place + 1 >= nflat) { index_error("a place"); goto unmark; }
         long next = read_int(&flat, place + 1);
-        long len = 0;
-        if (next >= 0) {  /* a break followed: it continued nothing (match 0) */
+        long len = 0;  /* (a break followed it: it continued nothing, match 0) */
+        if (next >= 0) {
             len = 1;
             const Py_ssize_t row = v * nvalues;
             while (len < k && read_int(&flat, place - len) == read_int(&table, row + context[k - 1 - len]))

@@ -592,7 +592,7 @@ class SessionMemory:
             np.copyto(out, probs)
             return out
         self._hint_min = 1 if imitation > 0.5 else HINT_MIN_MATCH
-        found = longest = self._predict(context)
+        longest = self._predict(context)
         if longest is not None:
             cls = self._cls
             imitation = min(float(imitation), 1.0)
@@ -614,7 +614,7 @@ class SessionMemory:
         else:
             np.copyto(out, probs)
         copies = self.masked = self._copies(context) if own >= VERBATIM_CAP else _NONE
-        if found is None and copies.size == 0:
+        if longest is None and copies.size == 0:
             return out
         out[copies] = 0.0
         s = _sum(out)
